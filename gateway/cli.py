@@ -1,0 +1,78 @@
+"""The `contacts-gateway` command: serve, apps create, emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from gateway.config import load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+
+    settings = load_settings()
+    host = args.host or settings.http.host
+    port = args.port or settings.http.port
+    web.run_app(create_app(settings), host=host, port=port, print=lambda m: print(m, flush=True))
+    return 0
+
+
+def _apps_create(args: argparse.Namespace) -> int:
+    from gateway.identity import Identity, load_fernet
+    from gateway.store.connection import open_redis
+    from gateway.store.keys import Keys
+
+    settings = load_settings()
+
+    async def run() -> int:
+        handle = open_redis(settings.redis)
+        try:
+            identity = Identity(handle.client, Keys(settings.redis.key_prefix),
+                                load_fernet(settings.security.encryption_key, settings.redis.embedded_dir))
+            app, secret = await identity.create_app(args.name)
+        finally:
+            await handle.aclose()
+        print(f"clientId={app.client_id}\nclientSecret={secret}\nsigningSecret={app.signing_secret}")
+        print("Keep the secrets: they are shown only once.", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"providers.{args.provider}.emulator")
+    web.run_app(module.create_app(), host=args.host, port=args.port, print=lambda m: print(m, flush=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="contacts-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=_serve)
+    apps = sub.add_parser("apps", help="manage apps (developer API keys)")
+    apps_sub = apps.add_subparsers(dest="apps_command", required=True)
+    create = apps_sub.add_parser("create", help="create an app and print its clientId and clientSecret")
+    create.add_argument("name")
+    create.set_defaults(func=_apps_create)
+    emulator = sub.add_parser("emulator", help="run a provider emulator alone")
+    emulator.add_argument("provider", choices=["google", "microsoft", "exchange"])
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8090)
+    emulator.set_defaults(func=_emulator)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

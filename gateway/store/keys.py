@@ -1,0 +1,78 @@
+"""Every Redis key the gateway uses, in one place.
+
+Keys of one account share the hash tag `{a:<accountId>}`, so a multi-key change
+(a Lua script) stays in one Redis Cluster slot. App and token lookups are global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AccountKeys:
+    """The keys of one account."""
+
+    base: str
+
+    @property
+    def rev(self) -> str:
+        """Counter: the account's head revision."""
+        return f"{self.base}:rev"
+
+    @property
+    def records(self) -> str:
+        """Hash: contact id -> b"<meta>\\n<served JSON>"."""
+        return f"{self.base}:c"
+
+    @property
+    def live(self) -> str:
+        """Sorted set: live contact id -> its latest revision (the change index)."""
+        return f"{self.base}:live"
+
+    @property
+    def dead(self) -> str:
+        """Sorted set: tombstoned contact id -> the revision of its deletion."""
+        return f"{self.base}:dead"
+
+    @property
+    def state(self) -> str:
+        """Hash: provider cursor, last refresh, tombstone floor, readiness, status."""
+        return f"{self.base}:state"
+
+    @property
+    def account(self) -> str:
+        """Hash: app, service type, encrypted credentials, token hash."""
+        return f"{self.base}:acct"
+
+    @property
+    def refresh_lock(self) -> str:
+        return f"{self.base}:lock:refresh"
+
+    @property
+    def write_lock(self) -> str:
+        return f"{self.base}:lock:write"
+
+    def token(self, token: str) -> str:
+        """String: the state of one delta or page token."""
+        return f"{self.base}:tok:{token}"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "gw"
+
+    def account(self, account_id: str) -> AccountKeys:
+        return AccountKeys(f"{self.prefix}:{{a:{account_id}}}")
+
+    def app(self, client_id: str) -> str:
+        return f"{self.prefix}:app:{client_id}"
+
+    def app_accounts(self, client_id: str) -> str:
+        return f"{self.prefix}:app:{client_id}:accounts"
+
+    def access_token(self, token_hash: str) -> str:
+        return f"{self.prefix}:token:{token_hash}"
+
+    def oauth_state(self, state: str) -> str:
+        return f"{self.prefix}:oauth:{state}"

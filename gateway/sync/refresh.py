@@ -1,0 +1,140 @@
+"""Pull an account's provider changes into the mirror, under the account's refresh lock.
+
+One round follows the provider cursor until the provider says the round is
+complete, then stores the new cursor. A round that starts without a cursor (the
+first pull, or after CursorExpired) is a full listing: afterwards every mirror
+contact the listing did not name, and that nothing changed since the round
+began, gets a tombstone. Client tokens never notice the provider's expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from gateway.config import SyncSettings
+from gateway.identity import Identity
+from gateway.store.redis_store import RedisStore
+from gateway.sync.connectors import ConnectorPool
+from gateway.sync.locks import account_mutex
+from gateway.sync.mirror import Mirror, contact_id_for, now_iso, prepare, tombstone
+from gateway.sync.retry import RetryPolicy
+from providers.base import AuthFailed, CursorExpired
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RefreshResult:
+    ran: bool
+    changed: int = 0
+    full: bool = False
+
+
+class Refresher:
+    def __init__(self, store: RedisStore, mirror: Mirror, connectors: ConnectorPool, identity: Identity,
+                 settings: SyncSettings, policy: RetryPolicy) -> None:
+        self.store = store
+        self.mirror = mirror
+        self.connectors = connectors
+        self.identity = identity
+        self.settings = settings
+        self.policy = policy
+        self._running: dict[str, asyncio.Task[RefreshResult]] = {}
+
+    async def refresh(self, account_id: str) -> RefreshResult:
+        """One round now, unless another process is already pulling this account."""
+        keys = self.store.account(account_id)
+        holder = await self.store.try_lock(keys.refresh_lock, self.settings.lock_ttl_s)
+        if holder is None:
+            return RefreshResult(ran=False)
+        try:
+            result = await self._round(account_id, holder)
+        except AuthFailed:
+            await self.identity.set_status(account_id, "reauth_required")
+            await self.store.set_state(account_id, last_error="auth_failed", last_attempt=time.time())
+            raise
+        finally:
+            await self.store.unlock(keys.refresh_lock, holder)
+        cutoff = int((time.time() - self.settings.tombstone_retention_s) * 1000)
+        await self.store.compact(account_id, cutoff)
+        return result
+
+    async def _round(self, account_id: str, holder: str) -> RefreshResult:
+        keys = self.store.account(account_id)
+        connector = await self.connectors.get(account_id)
+        cursor = (await self.store.state(account_id)).get("cursor") or None
+        full, expiries = cursor is None, 0
+        seen: set[str] = set()
+        start_rev = await self.store.head(account_id)
+        changed = 0
+        while True:
+            async with account_mutex(self.store, keys.write_lock, self.settings.lock_ttl_s,
+                                     self.settings.lock_ttl_s):
+                try:
+                    page = await self.policy.call(lambda c=cursor: connector.list_changes(c))  # type: ignore[misc]
+                except CursorExpired:
+                    expiries += 1
+                    if expiries > 2:
+                        raise
+                    log.info("account %s: provider cursor expired, relisting", account_id)
+                    cursor, full, seen = None, True, set()
+                    start_rev = await self.store.head(account_id)
+                    continue
+                stamp = now_iso()
+                revs = await self.mirror.apply(account_id, [prepare(c, seen_at=stamp) for c in page.changes])
+            changed += sum(1 for r in revs if r > 0)
+            if full:
+                seen.update(contact_id_for(c.native_id) for c in page.changes if not c.deleted)
+            cursor = page.cursor
+            if not page.more:
+                break
+            await self.store.extend_lock(keys.refresh_lock, holder, self.settings.lock_ttl_s)
+        if full:
+            changed += await self._drop_unlisted(account_id, seen, start_rev)
+        await self.store.set_state(account_id, cursor=cursor or "", last_refresh=time.time(), ready=1,
+                                   last_error="")
+        if await self.identity.account(account_id) is not None:
+            await self.identity.set_status(account_id, "active")
+        return RefreshResult(ran=True, changed=changed, full=full)
+
+    async def _drop_unlisted(self, account_id: str, seen: set[str], start_rev: int) -> int:
+        """Tombstone what a full listing no longer shows, unless it changed after the listing began."""
+        keys = self.store.account(account_id)
+        async with account_mutex(self.store, keys.write_lock, self.settings.lock_ttl_s, self.settings.lock_ttl_s):
+            gone = [cid for cid in await self.store.live_ids_upto(account_id, start_rev) if cid not in seen]
+            records = [await self.store.record(account_id, cid) for cid in gone]
+            doomed = [tombstone(r, max_rev=start_rev) for r in records if r is not None]
+            revs = await self.mirror.apply(account_id, doomed)
+        return sum(1 for r in revs if r > 0)
+
+    async def ensure_fresh(self, account_id: str, wait_s: float, force: bool = False) -> None:
+        """Refresh when the last one is older than the interval; wait at most `wait_s` for it.
+
+        The refresh goes on in the background past the wait; its errors are logged,
+        except AuthFailed, which the caller gets when it finishes within the wait.
+        """
+        state = await self.store.state(account_id)
+        last = float(state.get("last_refresh") or 0)
+        if not force and time.time() - last < self.settings.refresh_interval_s:
+            return
+        task = self._running.get(account_id)
+        if task is None:
+            task = asyncio.create_task(self.refresh(account_id))
+            self._running[account_id] = task
+            task.add_done_callback(lambda t, a=account_id: self._finished(a, t))  # type: ignore[misc]
+        done, _ = await asyncio.wait({task}, timeout=wait_s)
+        if task in done and isinstance(task.exception(), AuthFailed):
+            raise task.exception()  # type: ignore[misc]
+
+    def _finished(self, account_id: str, task: asyncio.Task[RefreshResult]) -> None:
+        self._running.pop(account_id, None)
+        if not task.cancelled() and (exc := task.exception()) is not None and not isinstance(exc, AuthFailed):
+            log.warning("account %s: refresh failed: %r", account_id, exc)
+
+    async def aclose(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)

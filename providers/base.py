@@ -1,0 +1,114 @@
+"""The Connector interface every provider implements, and the provider errors.
+
+A connector is a pure adapter: it turns a provider's wire protocol into unified
+`ContactInput` values and opaque provider cursors, and back. It knows nothing of
+HTTP faces, client tokens or Redis, and it never sleeps: retry is the caller's
+decision, made from the error it raises.
+
+Errors::
+
+    ProviderError
+     ├─ AuthFailed        credentials rejected or revoked; the account needs re-authorization
+     ├─ Throttled         slow down; .retry_after seconds (None when the provider gave no hint)
+     ├─ Conflict          the native version given to update/delete is stale; .current_version
+     ├─ NotFound          the contact does not exist at the provider
+     ├─ Unavailable       the provider is down or answered 5xx; .retry_after as for Throttled
+     └─ CursorExpired     the provider's sync cursor is gone; the caller relists everything
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from gateway.models import ContactInput
+
+
+class ProviderError(Exception):
+    """Root of every error a connector raises."""
+
+
+class AuthFailed(ProviderError):
+    pass
+
+
+class Throttled(ProviderError):
+    def __init__(self, message: str = "throttled", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(ProviderError):
+    def __init__(self, message: str = "provider unavailable", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Conflict(ProviderError):
+    def __init__(self, message: str = "version conflict", current_version: str | None = None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class NotFound(ProviderError):
+    pass
+
+
+class CursorExpired(ProviderError):
+    pass
+
+
+@dataclass(slots=True)
+class RemoteContact:
+    """One contact as the provider holds it. `contact` is None when `deleted`."""
+
+    native_id: str
+    version: str | None = None
+    contact: ContactInput | None = None
+    deleted: bool = False
+    created_time: str | None = None
+    modified_time: str | None = None
+
+
+@dataclass(slots=True)
+class ChangePage:
+    """One batch of changes from `list_changes`.
+
+    `cursor` is what to pass to the next call. While `more` is true it resumes
+    this round (a page cursor); when `more` is false the round is complete and
+    `cursor` is the provider's delta cursor for the next round. A round started
+    with cursor None is a full listing: every live contact appears in it.
+    Duplicates within a round are allowed; the mirror absorbs them.
+    """
+
+    changes: list[RemoteContact] = field(default_factory=list)
+    cursor: str | None = None
+    more: bool = False
+
+
+class Connector(abc.ABC):
+    """A connected address book at one provider (one account's credentials)."""
+
+    @abc.abstractmethod
+    async def list_changes(self, cursor: str | None) -> ChangePage:
+        """Changes since `cursor`, or a full listing when it is None. Raises CursorExpired."""
+
+    @abc.abstractmethod
+    async def get(self, native_id: str) -> RemoteContact:
+        """The contact as the provider holds it now. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def create(self, contact: ContactInput) -> RemoteContact:
+        """Create a contact; returns it as stored, with its native id and version."""
+
+    @abc.abstractmethod
+    async def update(self, native_id: str, contact: ContactInput, if_match: str | None) -> RemoteContact:
+        """Replace the contact's content. A stale `if_match` native version raises Conflict."""
+
+    @abc.abstractmethod
+    async def delete(self, native_id: str, if_match: str | None) -> None:
+        """Delete the contact. Raises NotFound, or Conflict for a stale `if_match`."""
+
+    async def aclose(self) -> None:
+        """Release HTTP sessions and threads. The default holds nothing."""
+        return None

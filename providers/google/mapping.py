@@ -1,0 +1,259 @@
+"""Unified Contact <-> Google People API Person.
+
+`FIELD_MAP` below is the whole mapping; the code reads its renames off it, so the table cannot drift
+from what is done. Types: every unified type is written as is (Google's predefined types cover most;
+assistant, car, callback and personal go as custom type strings, which Google keeps verbatim), and read
+back through `unified_type`: known Google types map to the vocabulary, unknown custom types to "other".
+
+What a Person cannot hold (lost on the way to Google, so excluded from the round-trip promise):
+- `attributes[].type`: userDefined has only key and value.
+- A birthday year of 0000: Google's year 0 means "no year", so it reads back as --MM-DD.
+- The keyword "myContacts": that membership is implied for every contact and never reported as a keyword.
+  Duplicate keywords collapse to one membership.
+- Server-owned fields (id, etag, createdTime, lastModifiedTime): Google keeps its own.
+
+What a unified Contact cannot hold (dropped when reading a Person):
+- Person fields outside the table (photos, events, relations, imClients, genders, ...), second and later
+  names/nicknames/organizations/biographies/birthdays, address extendedAddress/poBox/countryCode,
+  organization extras (current, startDate, ...), birthdays given only as free text.
+- Google types outside the vocabulary: workMobile -> mobile, workPager -> pager, googleVoice/ftp/... -> other.
+- Values the unified model rejects (an email without "@", over-long strings, beyond the list limits) are
+  dropped item by item, so one odd entry at Google never fails a whole sync.
+
+Google-specific notes: `names[].displayName` is output only at Google (it recomputes it from the parts), so
+we also send it as `unstructuredName`, and read `unstructuredName` when no displayName comes back. Keywords
+are contact groups named by resource id (`contactGroups/<keyword>`); at Google such a group must already
+exist (system groups such as "starred" always do); the connector does not create groups.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from gateway.models import MAX_ITEMS, MAX_KEYWORDS, ContactInput, ContactType
+
+#: unified field path -> Person field path ("[0]" singletons are the first entry of a Person list).
+FIELD_MAP: dict[str, str] = {
+    "name.displayName": "names[0].displayName",
+    "name.prefix": "names[0].honorificPrefix",
+    "name.givenName": "names[0].givenName",
+    "name.middleName": "names[0].middleName",
+    "name.familyName": "names[0].familyName",
+    "name.suffix": "names[0].honorificSuffix",
+    "name.nickname": "nicknames[0].value",
+    "company.companyName": "organizations[0].name",
+    "company.department": "organizations[0].department",
+    "company.jobTitle": "organizations[0].title",
+    "company.officeLocation": "organizations[0].location",
+    "emailAddresses[].address": "emailAddresses[].value",
+    "emailAddresses[].type": "emailAddresses[].type",
+    "emailAddresses[].name": "emailAddresses[].displayName",
+    "phoneNumbers[].number": "phoneNumbers[].value",
+    "phoneNumbers[].type": "phoneNumbers[].type",
+    "addresses[].street": "addresses[].streetAddress",
+    "addresses[].city": "addresses[].city",
+    "addresses[].state": "addresses[].region",
+    "addresses[].postalCode": "addresses[].postalCode",
+    "addresses[].country": "addresses[].country",
+    "addresses[].type": "addresses[].type",
+    "urls[].value": "urls[].value",
+    "urls[].type": "urls[].type",
+    "notes": "biographies[0].value",
+    "birthday": "birthdays[0].date",
+    "keywords[]": "memberships[].contactGroupMembership.contactGroupResourceName",
+    "attributes[].name": "userDefined[].key",
+    "attributes[].value": "userDefined[].value",
+}
+
+
+def _top(path: str) -> str:
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def _renames(unified: str, person: str) -> dict[str, str]:
+    """Sub-field renames (unified key -> Person key) of one object or list field, read off FIELD_MAP."""
+    return {u.rsplit(".", 1)[1]: p.rsplit(".", 1)[1] for u, p in FIELD_MAP.items()
+            if _top(u) == unified and _top(p) == person}
+
+
+_NAME = _renames("name", "names")
+_COMPANY = _renames("company", "organizations")
+#: unified list field -> (Person list field, sub-field renames)
+_LISTS: dict[str, tuple[str, dict[str, str]]] = {
+    field: (person, _renames(field, person))
+    for field, person in (("emailAddresses", "emailAddresses"), ("phoneNumbers", "phoneNumbers"),
+                          ("addresses", "addresses"), ("urls", "urls"), ("attributes", "userDefined"))
+}
+
+#: Every Person field the mapping reads or writes; what updateContact must name so that clearing works.
+UPDATE_FIELDS: tuple[str, ...] = tuple(sorted({_top(p) for p in FIELD_MAP.values()}))
+#: The personFields mask for reads: the mapped fields plus metadata (source etag, updateTime, deleted).
+PERSON_FIELDS: str = ",".join((*UPDATE_FIELDS, "metadata"))
+
+MY_CONTACTS = "myContacts"
+_GROUP_PREFIX = "contactGroups/"
+
+_VOCABULARY: dict[str, str] = {t.lower(): t for t in get_args(ContactType)}
+#: Google's predefined types that are not in the unified vocabulary.
+_GOOGLE_TYPES: dict[str, str] = {
+    "workmobile": "mobile", "workpager": "pager", "googlevoice": "other", "ftp": "other",
+    "reservations": "other", "appinstallpage": "other",
+}
+_BIRTHDAY = re.compile(r"^(\d{4}|-)-(\d{2})-(\d{2})$")
+
+
+def unified_type(google_type: str | None) -> str | None:
+    """A Google type (predefined or custom) in the unified vocabulary; unknown custom labels are 'other'."""
+    if not google_type:
+        return None
+    key = google_type.lower()
+    return _VOCABULARY.get(key) or _GOOGLE_TYPES.get(key, "other")
+
+
+def update_person_fields(contact: ContactInput) -> str:
+    """The updatePersonFields mask for replacing `contact`.
+
+    It names every mapped field whatever `contact` holds: a field the contact leaves out must be cleared
+    at Google, and Google only touches the fields the mask names.
+    """
+    return ",".join(UPDATE_FIELDS)
+
+
+# --- unified -> Person ---------------------------------------------------------------------------------
+
+def _to_person_item(values: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    return {renames[k]: v for k, v in values.items() if k in renames and v not in (None, "")}
+
+
+def _date_of(birthday: str) -> dict[str, int]:
+    match = _BIRTHDAY.match(birthday)
+    if match is None:  # the model's pattern makes this unreachable for a validated ContactInput
+        raise ValueError(f"not a birthday: {birthday!r}")
+    year, month, day = match.groups()
+    date = {"month": int(month), "day": int(day)}
+    if year != "-" and int(year):
+        date = {"year": int(year), **date}
+    return date
+
+
+def _membership(group: str) -> dict[str, Any]:
+    return {"contactGroupMembership": {"contactGroupResourceName": _GROUP_PREFIX + group}}
+
+
+def contact_to_person(contact: ContactInput) -> dict[str, Any]:
+    """The Person body (no resourceName/etag) that holds `contact`; always a member of myContacts."""
+    person: dict[str, Any] = {}
+    if contact.name is not None:
+        names = _to_person_item(contact.name.model_dump(), _NAME)
+        if "displayName" in names:
+            names["unstructuredName"] = names["displayName"]
+        if names:
+            person["names"] = [names]
+        if contact.name.nickname:
+            person["nicknames"] = [{"value": contact.name.nickname}]
+    if contact.company is not None:
+        org = _to_person_item(contact.company.model_dump(), _COMPANY)
+        if org:
+            person["organizations"] = [org]
+    for field, (person_field, renames) in _LISTS.items():
+        items = [_to_person_item(item.model_dump(), renames) for item in getattr(contact, field) or []]
+        if any(items):
+            person[person_field] = [item for item in items if item]
+    if contact.notes:
+        person["biographies"] = [{"value": contact.notes, "contentType": "TEXT_PLAIN"}]
+    if contact.birthday:
+        person["birthdays"] = [{"date": _date_of(contact.birthday)}]
+    groups = dict.fromkeys(k for k in contact.keywords or [] if k != MY_CONTACTS)
+    person["memberships"] = [_membership(g) for g in (MY_CONTACTS, *groups)]
+    return person
+
+
+# --- Person -> unified ---------------------------------------------------------------------------------
+
+def _first(items: Any) -> dict[str, Any]:
+    """The primary entry of a Person list field (else the first), or {}."""
+    if not isinstance(items, list) or not items:
+        return {}
+    for item in items:
+        if isinstance(item, dict) and item.get("metadata", {}).get("primary"):
+            return item
+    return items[0] if isinstance(items[0], dict) else {}
+
+
+def _from_person_item(item: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    out = {u: item[p] for u, p in renames.items() if item.get(p) not in (None, "")}
+    if "type" in out:
+        out["type"] = unified_type(out["type"])
+    return out
+
+
+def _birthday_of(date: Any) -> str | None:
+    if not isinstance(date, dict) or not date.get("month") or not date.get("day"):
+        return None
+    year = date.get("year") or 0
+    prefix = f"{year:04d}" if year else "-"
+    return f"{prefix}-{date['month']:02d}-{date['day']:02d}"
+
+
+def _keywords(memberships: Any) -> list[str]:
+    groups: dict[str, None] = {}
+    for membership in memberships if isinstance(memberships, list) else []:
+        cgm = membership.get("contactGroupMembership") if isinstance(membership, dict) else None
+        if not isinstance(cgm, dict):
+            continue
+        resource = cgm.get("contactGroupResourceName") or (
+            _GROUP_PREFIX + cgm["contactGroupId"] if cgm.get("contactGroupId") else "")
+        group = resource.removeprefix(_GROUP_PREFIX)
+        if group and group != MY_CONTACTS:
+            groups[group] = None
+    return list(groups)
+
+
+def person_to_contact(person: dict[str, Any]) -> ContactInput:
+    """The unified content of a Person. Never fails on odd Google data: invalid parts are dropped."""
+    data: dict[str, Any] = {}
+    names = _first(person.get("names"))
+    name = _from_person_item(names, _NAME)
+    if "displayName" not in name and names.get("unstructuredName"):
+        name["displayName"] = names["unstructuredName"]
+    nickname = _first(person.get("nicknames")).get("value")
+    if nickname:
+        name["nickname"] = nickname
+    data["name"] = name
+    data["company"] = _from_person_item(_first(person.get("organizations")), _COMPANY)
+    for field, (person_field, renames) in _LISTS.items():
+        items = person.get(person_field)
+        data[field] = [_from_person_item(i, renames) for i in items if isinstance(i, dict)] if items else []
+    data["notes"] = _first(person.get("biographies")).get("value")
+    data["birthday"] = _birthday_of(_first(person.get("birthdays")).get("date"))
+    data["keywords"] = _keywords(person.get("memberships"))
+    data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
+    try:
+        return ContactInput.model_validate(data)
+    except ValidationError:
+        return _lenient(data)
+
+
+def _valid(data: dict[str, Any]) -> bool:
+    try:
+        ContactInput.model_validate(data)
+    except ValidationError:
+        return False
+    return True
+
+
+def _lenient(data: dict[str, Any]) -> ContactInput:
+    """Keep what the unified model accepts, part by part and item by item."""
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        if _valid({key: value}):
+            kept[key] = value
+        elif isinstance(value, list):
+            limit = MAX_KEYWORDS if key == "keywords" else MAX_ITEMS
+            kept[key] = [item for item in value if _valid({key: [item]})][:limit]
+        elif isinstance(value, dict):
+            kept[key] = {k: v for k, v in value.items() if _valid({key: {k: v}})}
+    return ContactInput.model_validate(kept)
