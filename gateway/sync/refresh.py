@@ -134,6 +134,10 @@ class Refresher:
         if not task.cancelled() and (exc := task.exception()) is not None and not isinstance(exc, AuthFailed):
             log.warning("account %s: refresh failed: %r", account_id, exc)
 
+    async def wait_idle(self) -> None:
+        """Wait for this process's background refreshes (tests, shutdown)."""
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
     async def aclose(self) -> None:
         for task in list(self._running.values()):
             task.cancel()
