@@ -147,7 +147,7 @@ def contact_to_person(contact: ContactInput) -> dict[str, Any]:
     """The Person body (no resourceName/etag) that holds `contact`; always a member of myContacts."""
     person: dict[str, Any] = {}
     if contact.name is not None:
-        names = _to_person_item(contact.name.model_dump(), _NAME)
+        names = _to_person_item(vars(contact.name), _NAME)
         if "displayName" in names:
             names["unstructuredName"] = names["displayName"]
         if names:
@@ -155,11 +155,11 @@ def contact_to_person(contact: ContactInput) -> dict[str, Any]:
         if contact.name.nickname:
             person["nicknames"] = [{"value": contact.name.nickname}]
     if contact.company is not None:
-        org = _to_person_item(contact.company.model_dump(), _COMPANY)
+        org = _to_person_item(vars(contact.company), _COMPANY)
         if org:
             person["organizations"] = [org]
     for field, (person_field, renames) in _LISTS.items():
-        items = [_to_person_item(item.model_dump(), renames) for item in getattr(contact, field) or []]
+        items = [_to_person_item(vars(item), renames) for item in getattr(contact, field) or []]
         if any(items):
             person[person_field] = [item for item in items if item]
     if contact.notes:

@@ -1,0 +1,337 @@
+"""GoogleConnector: one Google account's contacts through the People API.
+
+It runs google-api-python-client and google-auth unmodified. Both block (httplib2), so every call runs in
+a bounded thread pool via `loop.run_in_executor` and the event loop never waits on the network. httplib2
+is not thread-safe, so each request gets a fresh `httplib2.Http` (closed afterwards) wrapped in an
+`AuthorizedHttp` over the account's shared Credentials. An expired access token is refreshed once, under a
+lock, before a call fans out; a 401 mid-call is refreshed by AuthorizedHttp and the call re-sent.
+
+The connector never sleeps and never retries (no `num_retries`): library errors become provider errors at
+one boundary, `map_errors`, and the core decides. (google-auth itself retries a 5xx from the token
+endpoint, inside the worker thread; that is the library's behaviour, left as is.)
+
+Cursors (see `_Cursor`) are "gp1." + base64url JSON: {"k": "full", "p": pageToken} pages a full listing,
+{"k": "inc", "s": syncToken, "p": pageToken} pages an incremental round, {"k": "sync", "s": syncToken}
+starts the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import Resource, build
+from googleapiclient.errors import HttpError
+from googleapiclient.http import HttpRequest
+
+from gateway.config import GoogleSettings
+from gateway.models import ContactInput
+from providers.base import (
+    AuthFailed,
+    ChangePage,
+    Conflict,
+    Connector,
+    CursorExpired,
+    NotFound,
+    ProviderError,
+    RemoteContact,
+    Throttled,
+    Unavailable,
+)
+from providers.google.mapping import PERSON_FIELDS, contact_to_person, person_to_contact, update_person_fields
+
+T = TypeVar("T")
+
+HTTP_TIMEOUT_S = 30.0
+_CURSOR_PREFIX = "gp1."
+#: What the libraries raise for a failed call; anything else is a bug and propagates as is.
+_LIBRARY_ERRORS = (HttpError, RefreshError, TransportError, httplib2.HttpLib2Error, OSError)
+
+_shared_executor: ThreadPoolExecutor | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_executor(max_threads: int) -> ThreadPoolExecutor:
+    """The process-wide pool for Google calls, made on first use with `max_threads` (later sizes ignored)."""
+    global _shared_executor
+    with _shared_lock:
+        if _shared_executor is None:
+            _shared_executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="google-people")
+        return _shared_executor
+
+
+def parse_credentials(raw: dict[str, Any]) -> dict[str, str]:
+    """Validate what POST /v1/accounts takes for Google: {"refreshToken": str, "accessToken"?: str}."""
+    if not isinstance(raw, dict):
+        raise ValueError('Google credentials must be a JSON object: {"refreshToken": "..."}')
+    unknown = sorted(set(raw) - {"refreshToken", "accessToken"})
+    if unknown:
+        raise ValueError(f"unknown Google credential fields: {', '.join(unknown)} "
+                         '(expected "refreshToken" and optionally "accessToken")')
+    refresh = raw.get("refreshToken")
+    if not isinstance(refresh, str) or not refresh.strip():
+        raise ValueError('Google credentials need "refreshToken": a non-empty string')
+    parsed = {"refreshToken": refresh}
+    access = raw.get("accessToken")
+    if access is not None:
+        if not isinstance(access, str) or not access.strip():
+            raise ValueError('Google "accessToken", when given, must be a non-empty string')
+        parsed["accessToken"] = access
+    return parsed
+
+
+# --- errors --------------------------------------------------------------------------------------------
+
+def _retry_after(resp: Any) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    value = resp.get("retry-after") if hasattr(resp, "get") else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _error_body(content: bytes) -> dict[str, Any]:
+    try:
+        error = json.loads(content.decode("utf-8")).get("error")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _http_error(exc: HttpError) -> ProviderError:
+    status = int(exc.resp.status)
+    body = _error_body(exc.content)
+    g_status, message = str(body.get("status", "")), str(body.get("message") or exc.reason)
+    entries = [e for key in ("details", "errors") if isinstance(body.get(key), list) for e in body[key]]
+    reasons = {str(e.get("reason", "")) for e in entries if isinstance(e, dict)}
+    text, retry_after = f"google: {status} {g_status} {message}".strip(), _retry_after(exc.resp)
+    if "EXPIRED_SYNC_TOKEN" in reasons or status == 410:
+        return CursorExpired(text)
+    if status == 429 or (status == 403 and (g_status == "RESOURCE_EXHAUSTED"
+                                            or any("rate" in r.lower() or "quota" in r.lower() for r in reasons))):
+        return Throttled(text, retry_after)
+    if status >= 500:
+        return Unavailable(text, retry_after)
+    if status in (401, 403):
+        return AuthFailed(text)
+    if status == 404:
+        return NotFound(text)
+    if status in (409, 412) or (status == 400 and g_status == "FAILED_PRECONDITION" and "etag" in text.lower()):
+        return Conflict(text)
+    return ProviderError(text)
+
+
+def map_errors(exc: BaseException) -> ProviderError:
+    """The one place library errors become provider errors (see providers.base for their meaning)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, HttpError):
+        return _http_error(exc)
+    if isinstance(exc, RefreshError):
+        # invalid_grant (revoked/unknown refresh token) and invalid_client are final; 5xx at the token
+        # endpoint is retryable per google-auth.
+        if getattr(exc, "retryable", False):
+            return Unavailable(f"google token endpoint: {exc}")
+        return AuthFailed(f"google refresh failed: {exc}")
+    if isinstance(exc, (TransportError, httplib2.HttpLib2Error, OSError)):
+        return Unavailable(f"google unreachable: {exc}")
+    return ProviderError(f"google: {type(exc).__name__}: {exc}")
+
+
+# --- cursors -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """Where list_changes resumes: kind is "full" (page of a full listing), "inc" (page of an incremental
+    round: page + sync), or "sync" (a finished round's sync token)."""
+
+    kind: str
+    page: str | None = None
+    sync: str | None = None
+
+    def encode(self) -> str:
+        data = {"k": self.kind, "p": self.page, "s": self.sync}
+        raw = json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
+        return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> _Cursor:
+        """Parse a cursor; one that is not ours is as good as expired (the caller relists)."""
+        try:
+            if not cursor.startswith(_CURSOR_PREFIX):
+                raise ValueError("prefix")
+            text = cursor.removeprefix(_CURSOR_PREFIX)
+            data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            parsed = cls(data["k"], data.get("p"), data.get("s"))
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+            raise CursorExpired("unreadable Google cursor") from None
+        needs = {"full": (True, False), "inc": (True, True), "sync": (False, True)}.get(parsed.kind)
+        if needs is None or needs != (isinstance(parsed.page, str), isinstance(parsed.sync, str)):
+            raise CursorExpired("unreadable Google cursor")
+        return parsed
+
+
+def _remote(person: dict[str, Any]) -> RemoteContact:
+    """A Person (or its deletion tombstone) as a RemoteContact: version = person etag."""
+    metadata = person.get("metadata") or {}
+    sources = [s for s in metadata.get("sources") or [] if isinstance(s, dict)]
+    times = [s["updateTime"] for s in sources if s.get("updateTime") and s.get("type", "CONTACT") == "CONTACT"]
+    deleted = bool(metadata.get("deleted"))
+    return RemoteContact(native_id=person["resourceName"], version=person.get("etag"),
+                         contact=None if deleted else person_to_contact(person), deleted=deleted,
+                         modified_time=max(times) if times else None)
+
+
+class GoogleConnector(Connector):
+    """A connected Google address book (one account's refresh token)."""
+
+    def __init__(self, credentials: dict[str, Any], settings: GoogleSettings,
+                 executor: ThreadPoolExecutor | None = None) -> None:
+        parsed = parse_credentials(credentials)
+        # Built by hand: from_authorized_user_info() would overwrite token_uri with Google's.
+        self._creds = Credentials(token=parsed.get("accessToken"), refresh_token=parsed["refreshToken"],
+                                  client_id=settings.client_id, client_secret=settings.client_secret,
+                                  token_uri=settings.token_url, scopes=list(settings.scopes))
+        self._settings = settings
+        self._executor = executor or shared_executor(settings.max_threads)
+        self._service: Resource | None = None
+        self._service_lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking library call in the pool; library errors leave as provider errors."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except _LIBRARY_ERRORS as exc:
+            raise map_errors(exc) from exc
+
+    def _build(self) -> Resource:
+        return build("people", "v1", credentials=self._creds, static_discovery=True, cache_discovery=False,
+                     client_options={"api_endpoint": self._settings.api_base})
+
+    async def _people(self) -> Any:
+        """The people() collection of the service, built once (it reads the bundled discovery file)."""
+        if self._service is None:
+            async with self._service_lock:
+                if self._service is None:
+                    self._service = await self._run(self._build)
+        return self._service.people()  # type: ignore[attr-defined]
+
+    def _refresh(self) -> None:
+        http = httplib2.Http(timeout=HTTP_TIMEOUT_S)
+        try:
+            self._creds.refresh(google_auth_httplib2.Request(http))
+        finally:
+            http.close()
+
+    def _send(self, request: HttpRequest) -> Any:
+        http = httplib2.Http(timeout=HTTP_TIMEOUT_S)
+        try:
+            return request.execute(http=google_auth_httplib2.AuthorizedHttp(self._creds, http=http))
+        finally:
+            http.close()
+
+    async def _execute(self, request: HttpRequest) -> Any:
+        if not self._creds.valid:
+            async with self._refresh_lock:  # one refresh, not one per concurrent call
+                if not self._creds.valid:
+                    await self._run(self._refresh)
+        return await self._run(self._send, request)
+
+    # --- Connector ------------------------------------------------------------------------------------
+    async def list_changes(self, cursor: str | None) -> ChangePage:
+        """A page of a full listing (cursor None) or of the changes since a sync token."""
+        at = _Cursor.decode(cursor) if cursor is not None else _Cursor("full")
+        params: dict[str, Any] = {"resourceName": "people/me", "personFields": PERSON_FIELDS,
+                                  "pageSize": self._settings.page_size, "requestSyncToken": True}
+        if at.sync is not None:
+            params["syncToken"] = at.sync
+        if at.page is not None:
+            params["pageToken"] = at.page
+        response = await self._execute((await self._people()).connections().list(**params))
+        changes = [_remote(person) for person in response.get("connections") or []]
+        if response.get("nextPageToken"):
+            kind = "full" if at.kind == "full" else "inc"
+            return ChangePage(changes, _Cursor(kind, response["nextPageToken"], at.sync).encode(), more=True)
+        sync = response.get("nextSyncToken")
+        # Without a sync token (not expected with requestSyncToken) the next round is a full listing.
+        return ChangePage(changes, _Cursor("sync", sync=sync).encode() if sync else None, more=False)
+
+    async def get(self, native_id: str) -> RemoteContact:
+        people = await self._people()
+        return _remote(await self._execute(people.get(resourceName=_resource(native_id),
+                                                      personFields=PERSON_FIELDS)))
+
+    async def create(self, contact: ContactInput) -> RemoteContact:
+        people = await self._people()
+        return _remote(await self._execute(people.createContact(body=contact_to_person(contact),
+                                                                personFields=PERSON_FIELDS)))
+
+    async def update(self, native_id: str, contact: ContactInput, if_match: str | None) -> RemoteContact:
+        """Replace every mapped field; the etag is if_match, or the current one when None."""
+        resource = _resource(native_id)
+        etag = if_match if if_match is not None else (await self.get(resource)).version
+        body = contact_to_person(contact)
+        body["etag"] = etag  # Google checks the top-level etag; the source etag is sent too, as documented
+        body["metadata"] = {"sources": [{"type": "CONTACT", "etag": etag}]}
+        people = await self._people()
+        request = people.updateContact(resourceName=resource, body=body, personFields=PERSON_FIELDS,
+                                       updatePersonFields=update_person_fields(contact))
+        try:
+            return _remote(await self._execute(request))
+        except Conflict as exc:
+            raise Conflict(str(exc), current_version=await self._current_version(resource)) from exc
+
+    async def delete(self, native_id: str, if_match: str | None) -> None:
+        """deleteContact; Google does not check etags on delete, so a given if_match is checked first."""
+        resource = _resource(native_id)
+        if if_match is not None:
+            current = (await self.get(resource)).version
+            if current != if_match:
+                raise Conflict(f"google: {resource} changed (etag {current})", current_version=current)
+        people = await self._people()
+        await self._execute(people.deleteContact(resourceName=resource))
+
+    async def _current_version(self, resource: str) -> str | None:
+        """The current etag for a Conflict's current_version; None when it cannot be read now."""
+        try:
+            return (await self.get(resource)).version
+        except ProviderError:
+            return None
+
+    async def aclose(self) -> None:
+        """Nothing to release: the pool is shared and every Http is closed after its request."""
+        return None
+
+
+def _resource(native_id: str) -> str:
+    """The People resource name of a native id; anything else names no contact."""
+    if not native_id.startswith("people/") or native_id == "people/" or "/" in native_id[7:]:
+        raise NotFound(f"not a Google contact id: {native_id!r}")
+    return native_id

@@ -1,0 +1,117 @@
+"""Deterministic, varied, realistic unified contacts for the emulator's seed control call.
+
+The same (count, seed) always gives the same contacts, so a benchmark or a failing test can be replayed.
+Fields appear with realistic frequencies: every contact has a name, most have an email and a phone, some
+have the rarer fields (addresses, notes, birthdays, urls, keywords, attributes), so sync and mapping code
+sees sparse contacts as well as full ones.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from typing import Any
+
+from gateway.models import ContactInput
+
+GIVEN = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Tim", "Barbara", "Ken", "Frances", "Dennis", "Hedy",
+         "John", "Radia", "Donald", "Karen", "Edsger", "Sophie", "Niklaus", "Anita", "Guido", "Zoë", "José",
+         "Åsa", "Chloé", "Mei", "Hiro", "Priya", "Olu", "Fatima", "Lars", "Ingrid", "Mateo", "Noor", "Yuki"]
+FAMILY = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Berners-Lee", "Liskov", "Thompson", "Allen",
+          "Ritchie", "Lamarr", "McCarthy", "Perlman", "Knuth", "Spärck Jones", "Dijkstra", "Wilson", "Wirth",
+          "Borg", "van Rossum", "García", "Nakamura", "Okafor", "Haddad", "Lindqvist", "O'Brien", "Müller",
+          "Chen", "Patel", "Kowalski", "Rossi", "Dubois", "Silva", "Novak"]
+COMPANIES = ["Analytical Engines Ltd", "Bletchley Systems", "Cobol & Co", "Kernel Works", "Apollo Guidance",
+             "Hypertext Inc", "Acme Corporation", "Initech", "Globex", "Umbrella Logistics", "Stark Industries"]
+DEPARTMENTS = ["R&D", "Sales", "Engineering", "Finance", "Legal", "Operations", "Marketing", "Support"]
+TITLES = ["Analyst", "Engineer", "Director", "VP Sales", "Account Manager", "CTO", "Designer", "Consultant"]
+#: (street, city, state, country, postal code)
+PLACES = [("High Street", "London", "", "United Kingdom", "W1A 1AA"),
+          ("Rue de Rivoli", "Paris", "Île-de-France", "France", "75001"),
+          ("Unter den Linden", "Berlin", "Berlin", "Germany", "10115"),
+          ("Elm Avenue", "Springfield", "IL", "United States", "62701"),
+          ("King St W", "Toronto", "ON", "Canada", "M5H 2N2"),
+          ("Chuo-dori", "Tokyo", "Tokyo", "Japan", "100-0001"),
+          ("Broad Street", "Lagos", "Lagos", "Nigeria", "100001"),
+          ("Avenida Paulista", "São Paulo", "SP", "Brazil", "01310-100")]
+DOMAINS = ["example.com", "example.org", "mail.example.net", "corp.example"]
+KEYWORDS = ["friends", "family", "coworkers", "vip", "clients", "newsletter", "starred"]
+NOTES = ["Met at the conference in Lisbon.", "Prefers email over phone.", "Introduced by Ada.\nFollow up in Q3.",
+         "Allergic to peanuts — remember for the dinner.", "Old university friend."]
+
+
+def _ascii(text: str) -> str:
+    """An email-safe local part: accents stripped, spaces and quotes removed."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c for c in plain.lower() if c.isalnum() or c in ".-")
+
+
+def _maybe(rng: random.Random, probability: float) -> bool:
+    return rng.random() < probability
+
+
+def _name(rng: random.Random, given: str, family: str) -> dict[str, Any]:
+    name: dict[str, Any] = {"givenName": given, "familyName": family, "displayName": f"{given} {family}"}
+    if _maybe(rng, 0.15):
+        name["prefix"] = rng.choice(["Dr.", "Ms.", "Mr.", "Prof."])
+    if _maybe(rng, 0.1):
+        name["middleName"] = rng.choice(GIVEN)
+    if _maybe(rng, 0.05):
+        name["suffix"] = rng.choice(["Jr.", "III", "PhD"])
+    if _maybe(rng, 0.1):
+        name["nickname"] = given[:3]
+    return name
+
+
+def _reachable(rng: random.Random, data: dict[str, Any], local: str) -> None:
+    """Emails, phones, addresses and urls."""
+    if _maybe(rng, 0.85):
+        data["emailAddresses"] = [
+            {"address": f"{local}@{rng.choice(DOMAINS)}", "type": t}
+            for t in rng.sample(["work", "home", "other"], k=rng.choice([1, 1, 1, 2, 3]))]
+    if _maybe(rng, 0.75):
+        data["phoneNumbers"] = [
+            {"number": f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(1000000, 9999999)}", "type": t}
+            for t in rng.sample(["mobile", "home", "work", "main", "workFax", "homeFax", "pager", "other"],
+                                k=rng.choice([1, 1, 2, 3]))]
+    if _maybe(rng, 0.4):
+        street, city, state, country, postcode = rng.choice(PLACES)
+        data["addresses"] = [{"street": f"{rng.randint(1, 250)} {street}", "city": city,
+                              "state": state or None, "postalCode": postcode, "country": country,
+                              "type": rng.choice(["home", "work", "other"])}]
+    if _maybe(rng, 0.2):
+        data["urls"] = [{"value": f"https://{rng.choice(DOMAINS)}/~{local}",
+                         "type": rng.choice(["homePage", "blog", "profile", "work"])}]
+
+
+def _details(rng: random.Random, data: dict[str, Any]) -> None:
+    """Company, notes, birthday, keywords and attributes."""
+    if _maybe(rng, 0.5):
+        data["company"] = {"companyName": rng.choice(COMPANIES), "jobTitle": rng.choice(TITLES)}
+        if _maybe(rng, 0.5):
+            data["company"]["department"] = rng.choice(DEPARTMENTS)
+        if _maybe(rng, 0.2):
+            data["company"]["officeLocation"] = f"Building {rng.randint(1, 9)}"
+    if _maybe(rng, 0.2):
+        data["notes"] = rng.choice(NOTES)
+    if _maybe(rng, 0.3):
+        year = rng.choice(["--", f"{rng.randint(1940, 2005)}-"])
+        data["birthday"] = f"{year}{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if _maybe(rng, 0.25):
+        data["keywords"] = rng.sample(KEYWORDS, k=rng.choice([1, 1, 2]))
+    if _maybe(rng, 0.1):
+        data["attributes"] = [{"name": "crmId", "value": str(rng.randint(10000, 99999))}]
+
+
+def _contact(rng: random.Random, i: int) -> dict[str, Any]:
+    given, family = rng.choice(GIVEN), rng.choice(FAMILY)
+    data: dict[str, Any] = {"name": _name(rng, given, family)}
+    _reachable(rng, data, f"{_ascii(given)}.{_ascii(family)}{i}")
+    _details(rng, data)
+    return data
+
+
+def generate(count: int, seed: int) -> list[ContactInput]:
+    """`count` contacts, the same for the same seed."""
+    rng = random.Random(seed)
+    return [ContactInput.model_validate(_contact(rng, i)) for i in range(count)]
