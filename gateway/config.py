@@ -64,6 +64,32 @@ class GoogleSettings(BaseModel):
     page_size: int = Field(1000, description="connections.list pageSize.")
 
 
+class MicrosoftSettings(BaseModel):
+    authority: str = Field("https://login.microsoftonline.com/common", description="msal authority (https only).")
+    graph_base: str = Field("https://graph.microsoft.com/v1.0", description="Graph API base URL.")
+    client_id: str = Field("", description="Application (client) id of the gateway's Entra app.")
+    client_secret: str = Field("", description="Client secret of the gateway's Entra app.")
+    delegated_scopes: list[str] = Field(
+        default_factory=lambda: ["Contacts.ReadWrite"], description="Scopes of delegated (user) access."
+    )
+    app_scopes: list[str] = Field(
+        default_factory=lambda: ["https://graph.microsoft.com/.default"], description="Scopes of app-only access."
+    )
+    ca_bundle: str | None = Field(
+        None, description="CA bundle to trust for the authority and Graph (an emulator, or a TLS-inspecting proxy)."
+    )
+    max_concurrency: int = Field(4, description="Concurrent Graph requests per account.")
+    page_size: int = Field(500, description="Prefer: odata.maxpagesize for delta queries.")
+
+
+class ExchangeSettings(BaseModel):
+    server_version: str = Field("Exchange2016", description="EWS version exchangelib assumes (no probing).")
+    max_threads: int = Field(16, description="Threads for exchangelib, in total.")
+    max_threads_per_account: int = Field(2, description="Threads one account may use at once.")
+    ca_bundle: str | None = Field(None, description="CA bundle to trust for EWS over HTTPS.")
+    page_size: int = Field(512, description="SyncFolderItems MaxChangesReturned (at most 512).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_nested_delimiter="__", toml_file=DEFAULT_CONFIG, extra="ignore"
@@ -74,6 +100,8 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()  # type: ignore[call-arg]
     security: SecuritySettings = SecuritySettings()  # type: ignore[call-arg]
     google: GoogleSettings = GoogleSettings()  # type: ignore[call-arg]
+    microsoft: MicrosoftSettings = MicrosoftSettings()  # type: ignore[call-arg]
+    exchange: ExchangeSettings = ExchangeSettings()  # type: ignore[call-arg]
 
     @classmethod
     def settings_customise_sources(

@@ -25,7 +25,6 @@ from gateway.store.connection import RedisHandle, start_embedded
 from tests.fake_provider import FakeProvider, FakeRegistry
 
 
-
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests configure the gateway explicitly; only REDIS_URL is honoured (to run against a server)."""

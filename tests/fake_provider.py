@@ -15,7 +15,14 @@ from typing import Any
 from gateway.models import ContactInput
 from providers import ProviderFactory
 from providers.base import (
-    AuthFailed, ChangePage, Conflict, Connector, CursorExpired, NotFound, RemoteContact, Unavailable,
+    AuthFailed,
+    ChangePage,
+    Conflict,
+    Connector,
+    CursorExpired,
+    NotFound,
+    RemoteContact,
+    Unavailable,
 )
 
 
