@@ -22,6 +22,19 @@ from pydantic_settings import (
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
 
 
+def config_path() -> Path:
+    """GATEWAY_CONFIG, else ./config/gateway.toml, else the file beside the source tree.
+
+    When none exists (an installed package run elsewhere), the defaults in this module apply:
+    they are the same values as the shipped file.
+    """
+    named = os.environ.get("GATEWAY_CONFIG")
+    if named:
+        return Path(named)
+    local = Path.cwd() / "config" / "gateway.toml"
+    return local if local.exists() else DEFAULT_CONFIG
+
+
 class HttpSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8080, description="Port the API listens on.")
@@ -112,8 +125,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path()))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -132,6 +132,31 @@ class Identity:
         except InvalidToken as exc:
             raise RuntimeError("credentials cannot be decrypted: wrong encryption key") from exc
 
+    async def rotate_token(self, account: Account) -> str:
+        """A new access token for the account; the previous one stops working."""
+        keys = self.keys.account(account.account_id)
+        old = await self.redis.hget(keys.account, "token")
+        token = "gwt_" + secrets.token_urlsafe(32)
+        pipe = self.redis.pipeline(transaction=False)
+        if old:
+            pipe.delete(self.keys.access_token(old.decode()))
+        pipe.set(self.keys.access_token(digest(token)), account.account_id)
+        pipe.hset(keys.account, "token", digest(token))
+        await pipe.execute()
+        return token
+
+    async def put_oauth_state(self, value: dict[str, str], ttl_s: int = 600) -> str:
+        state = secrets.token_urlsafe(24)
+        await self.redis.set(self.keys.oauth_state(state), orjson.dumps(value), ex=ttl_s)
+        return state
+
+    async def take_oauth_state(self, state: str) -> dict[str, str] | None:
+        """The flow a state names, once: a replayed callback finds nothing."""
+        if not state or len(state) > 64:
+            return None
+        raw = await self.redis.getdel(self.keys.oauth_state(state))
+        return orjson.loads(raw) if raw else None  # type: ignore[no-any-return]
+
     async def set_status(self, account_id: str, status: str) -> None:
         await self.redis.hset(self.keys.account(account_id).account, "status", status)
 

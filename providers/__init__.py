@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from providers.base import Connector
 
 if TYPE_CHECKING:
     from gateway.config import Settings
+
+
+class OAuthFlow(Protocol):
+    """A provider's browser consent flow (authorization code), for GET /v1/auth/authorize."""
+
+    def authorize_url(self, state: str, redirect_uri: str, login_hint: str | None) -> str:
+        """The provider's consent page, which redirects back to `redirect_uri` with a code and `state`."""
+        ...
+
+    async def exchange(self, code: str, redirect_uri: str) -> dict[str, Any]:
+        """Redeem the code; returns credentials as POST /v1/accounts takes them. ValueError when refused."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +38,7 @@ class ProviderFactory:
 
     parse_credentials: Callable[[dict[str, Any]], dict[str, Any]]
     connect: Callable[[dict[str, Any]], Connector]
+    oauth: OAuthFlow | None = None
 
 
 def factories(settings: Settings) -> dict[str, ProviderFactory]:
@@ -33,8 +46,10 @@ def factories(settings: Settings) -> dict[str, ProviderFactory]:
     out: dict[str, ProviderFactory] = {}
     try:
         from providers.google.connector import GoogleConnector, parse_credentials
-    except ImportError:  # the Google package is optional until installed
+        from providers.google.oauth import GoogleOAuth
+    except ImportError:  # the Google client libraries are optional
         pass
     else:
-        out["google"] = ProviderFactory(parse_credentials, lambda creds: GoogleConnector(creds, settings.google))
+        out["google"] = ProviderFactory(parse_credentials, lambda creds: GoogleConnector(creds, settings.google),
+                                        GoogleOAuth(settings.google))
     return out

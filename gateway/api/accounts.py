@@ -84,3 +84,11 @@ async def delete_account(request: web.Request) -> web.Response:
     await core.connectors.drop(account.account_id)
     await core.identity.delete_account(account)
     return web.Response(status=204)
+
+
+@routes.post("/v1/accounts/{id}/token")
+async def new_token(request: web.Request) -> web.Response:
+    """A fresh access token for an account (after the browser flow, or to rotate a leaked one)."""
+    account = await _owned(request)
+    token = await request.app[CORE].identity.rotate_token(account)
+    return json_response({"accountId": account.account_id, "accessToken": token, "serviceType": account.service_type})

@@ -181,6 +181,27 @@ async def api_write(world: World, op: tuple[Any, ...]) -> None:
             world.record_event(native, None)
 
 
+def provider_change(world: World, op: tuple[Any, ...]) -> int:
+    """A change made at the provider, behind the gateway's back; returns how many changes it made."""
+    provider = world.provider
+    if op[0] == "create":
+        native = provider.create(ContactInput.model_validate(op[1]))
+        world.native_ids.append(native)
+        world.record_event(native, state_of(op[1]))
+        return 1
+    live = sorted(provider.contacts)
+    if not live:
+        return 0
+    native = live[op[1] % len(live)]
+    if op[0] == "update":
+        provider.update(native, ContactInput.model_validate(op[2]))
+        world.record_event(native, state_of(op[2]))
+    else:
+        provider.delete(native)
+        world.record_event(native, None)
+    return 1
+
+
 async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_size: int) -> None:
     prefix = f"p{uuid.uuid4().hex[:12]}"
     cfg = Settings(redis={"key_prefix": prefix}, sync={"refresh_interval_s": 0.0, "lock_ttl_s": 5.0})
@@ -201,23 +222,8 @@ async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_si
         pending_changes = 0
         for op in steps:
             kind = op[0]
-            if kind == "create":
-                native = provider.create(ContactInput.model_validate(op[1]))
-                world.native_ids.append(native)
-                world.record_event(native, state_of(op[1]))
-                pending_changes += 1
-            elif kind in ("update", "delete"):
-                live = sorted(provider.contacts)
-                if not live:
-                    continue
-                native = live[op[1] % len(live)]
-                if kind == "update":
-                    provider.update(native, ContactInput.model_validate(op[2]))
-                    world.record_event(native, state_of(op[2]))
-                else:
-                    provider.delete(native)
-                    world.record_event(native, None)
-                pending_changes += 1
+            if kind in ("create", "update", "delete"):
+                pending_changes += provider_change(world, op)
             elif kind == "expire":
                 provider.expire_cursors()
             elif kind == "refresh":
