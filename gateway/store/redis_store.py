@@ -51,8 +51,6 @@ class Record:
     rev: int
     created_rev: int
     deleted: bool
-    hash: str
-    created_time: str
     deleted_ms: int | None
     native_version: str
     native_id: str
@@ -61,9 +59,17 @@ class Record:
     @classmethod
     def parse(cls, contact_id: str, raw: bytes) -> Record:
         meta, _, body = raw.partition(b"\n")
-        rev, crev, dead, chash, ctime, dms, nver, nid = meta.decode().split("|", 7)
-        return cls(contact_id, int(rev), int(crev), dead == "1", chash, ctime,
-                   int(dms) if dms else None, nver, nid, body)
+        rev, crev, dead, dms, nver, nid = meta.decode().split("|", 5)
+        return cls(contact_id, int(rev), int(crev), dead == "1", int(dms) if dms else None, nver, nid, body)
+
+    @property
+    def hash(self) -> str:
+        """The content hash, which a live body carries as its etag ('' for a tombstone)."""
+        start = self.body.find(b'"etag":"')
+        if start < 0:
+            return ""
+        start += 8
+        return self.body[start:self.body.index(b'"', start)].decode()
 
 
 @dataclass(slots=True)

@@ -22,8 +22,8 @@ from providers.base import RemoteContact
 
 
 def contact_id_for(native_id: str) -> str:
-    """A stable, URL-safe gateway id for a provider id (120 bits of a BLAKE2 digest)."""
-    digest = hashlib.blake2b(native_id.encode(), digest_size=15).digest()
+    """A stable, URL-safe gateway id for a provider id: 80 bits of a BLAKE2 digest, 16 characters."""
+    digest = hashlib.blake2b(native_id.encode(), digest_size=10).digest()
     return base64.b32encode(digest).decode().lower()
 
 

@@ -3,7 +3,8 @@
 -- ARGV[1]: now (ISO-8601), ARGV[2]: now (ms); then 9 values per change:
 --   id, kind ("u" upsert | "d" delete), hash, native_id, native_version,
 --   body_prefix, body_suffix, created_time, max_rev ("" = no guard)
--- A record is "<rev>|<created_rev>|<D>|<hash>|<created_time>|<deleted_ms>|<native_version>|<native_id>\n<body>".
+-- A record is "<rev>|<created_rev>|<D>|<deleted_ms>|<native_version>|<native_id>\n<body>"; a live body
+-- carries the content hash as its "etag" and its "createdTime", so the metadata does not repeat them.
 -- Returns one integer per change: the new revision, 0 when nothing changed,
 -- -1 when the guard (the record moved past max_rev) skipped it.
 
@@ -12,17 +13,21 @@ local function parse(rec)
   local meta = string.sub(rec, 1, nl - 1)
   local f = {}
   local pos = 1
-  for i = 1, 7 do
+  for i = 1, 5 do
     local bar = string.find(meta, "|", pos, true)
     f[i] = string.sub(meta, pos, bar - 1)
     pos = bar + 1
   end
-  f[8] = string.sub(meta, pos)
+  f[6] = string.sub(meta, pos)
   return f, string.sub(rec, nl + 1)
 end
 
-local function meta(rev, crev, dead, hash, ctime, dms, nver, nid)
-  return rev .. "|" .. crev .. "|" .. dead .. "|" .. hash .. "|" .. ctime .. "|" .. dms .. "|" .. nver .. "|" .. nid
+local function meta(rev, crev, dead, dms, nver, nid)
+  return rev .. "|" .. crev .. "|" .. dead .. "|" .. dms .. "|" .. nver .. "|" .. nid
+end
+
+local function etag_of(body)
+  return string.match(body, '"etag":"(%x+)"')
 end
 
 local now_iso, now_ms = ARGV[1], ARGV[2]
@@ -39,17 +44,17 @@ while i <= #ARGV do
   if f and max_rev ~= "" and tonumber(f[1]) > tonumber(max_rev) then
     result = -1
   elseif kind == "u" then
-    if f and f[3] == "0" and f[4] == hash then
-      if f[7] ~= nver or f[8] ~= nid then
+    if f and f[3] == "0" and etag_of(body) == hash then
+      if f[5] ~= nver or f[6] ~= nid then
         -- same content, new native version: remember it, but it is not a change
-        redis.call("HSET", KEYS[2], id, meta(f[1], f[2], "0", hash, f[5], "", nver, nid) .. "\n" .. body)
+        redis.call("HSET", KEYS[2], id, meta(f[1], f[2], "0", "", nver, nid) .. "\n" .. body)
       end
     else
       local rev = redis.call("INCR", KEYS[1])
       local crev, ct = rev, ctime
-      if f and f[3] == "0" then crev, ct = f[2], f[5] end
+      if f and f[3] == "0" then crev, ct = f[2], string.match(body, '"createdTime":"([^"]*)"') end
       local served = prefix .. ',"createdTime":"' .. ct .. '"' .. suffix
-      redis.call("HSET", KEYS[2], id, meta(rev, crev, "0", hash, ct, "", nver, nid) .. "\n" .. served)
+      redis.call("HSET", KEYS[2], id, meta(rev, crev, "0", "", nver, nid) .. "\n" .. served)
       redis.call("ZADD", KEYS[3], rev, id)
       redis.call("ZREM", KEYS[4], id)
       result = rev
@@ -57,7 +62,7 @@ while i <= #ARGV do
   elseif f and f[3] == "0" then
     local rev = redis.call("INCR", KEYS[1])
     local served = '{"id":"' .. id .. '","timestamp":"' .. now_iso .. '"}'
-    redis.call("HSET", KEYS[2], id, meta(rev, f[2], "1", "", f[5], now_ms, f[7], f[8]) .. "\n" .. served)
+    redis.call("HSET", KEYS[2], id, meta(rev, f[2], "1", now_ms, f[5], f[6]) .. "\n" .. served)
     redis.call("ZREM", KEYS[3], id)
     redis.call("ZADD", KEYS[4], rev, id)
     result = rev

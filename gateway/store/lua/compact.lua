@@ -11,7 +11,7 @@ for j = 1, #hits, 2 do
   if rec then
     local meta = string.sub(rec, 1, string.find(rec, "\n", 1, true) - 1)
     local pos = 1
-    for _ = 1, 5 do pos = string.find(meta, "|", pos, true) + 1 end
+    for _ = 1, 3 do pos = string.find(meta, "|", pos, true) + 1 end
     dms = tonumber(string.sub(meta, pos, string.find(meta, "|", pos, true) - 1)) or 0
   end
   if dms >= cutoff then break end
