@@ -24,4 +24,7 @@ async def main(selected: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from gateway.runtime import tune_gc
+
+    tune_gc()  # as in `serve` and `worker`, whose work the benchmarks measure
     asyncio.run(main(sys.argv[1:]))

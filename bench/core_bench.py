@@ -26,7 +26,8 @@ async def seed_account(core: Core, client_id: str, size: int, pool: list[Contact
     created = await core.identity.create_account(client_id, "google", {"refreshToken": "bench"})
     account_id = created.account.account_id
     for start in range(0, size, 5000):
-        batch = [RemoteContact(f"people/c{i}", "v1", pool[i % len(pool)]) for i in range(start, min(size, start + 5000))]
+        ids = range(start, min(size, start + 5000))
+        batch = [RemoteContact(f"people/c{i}", "v1", pool[i % len(pool)]) for i in ids]
         await core.mirror.apply_remote(account_id, batch)
     await core.store.set_state(account_id, ready=1, last_refresh=time.time(), cursor="")
     return account_id, created.access_token

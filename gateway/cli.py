@@ -14,8 +14,10 @@ from gateway.config import load_settings
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
+    from gateway.runtime import tune_gc
 
     settings = load_settings()
+    tune_gc()
     host = args.host or settings.http.host
     port = args.port or settings.http.port
     web.run_app(create_app(settings), host=host, port=port, print=lambda m: print(m, flush=True))

@@ -163,6 +163,9 @@ async def run_demo(host: str, port: int) -> None:
 
 
 def main() -> None:
+    from gateway.runtime import tune_gc
+
+    tune_gc()
     host = os.environ.get("GATEWAY_HTTP__HOST", "127.0.0.1")
     port = int(os.environ.get("GATEWAY_HTTP__PORT", "8080"))
     asyncio.run(run_demo(host, port))

@@ -113,25 +113,39 @@ class Contact(ContactInput):
 
 #: Top-level fields a client may write; PATCH bodies are checked against this.
 WRITABLE_FIELDS: frozenset[str] = frozenset(ContactInput.model_fields)
+_WRITABLE = set(WRITABLE_FIELDS)
 
 
-def _prune(value: Any) -> Any:
-    """Drop None, empty strings, empty lists and empty objects, recursively: they all mean 'absent'."""
+def _clean(value: Any) -> Any:
+    """Drop empty strings from an object, or empty objects and strings from a list (one level)."""
     if isinstance(value, dict):
-        out = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+        return {k: v for k, v in value.items() if v != ""}
     if isinstance(value, list):
-        items = [_prune(v) for v in value]
-        return [v for v in items if v not in (None, "", [], {})]
+        items = [{k: v for k, v in i.items() if v != ""} if isinstance(i, dict) else i for i in value]
+        return [i for i in items if i != "" and i != {}]
     return value
 
 
 def content_of(contact: ContactInput) -> dict[str, Any]:
-    """The normalized content of a contact: writable fields only, empties removed."""
-    raw = contact.model_dump(include=set(WRITABLE_FIELDS), exclude_none=True)
-    return _prune(raw)  # type: ignore[no-any-return]
+    """The normalized content of a contact: writable fields only; None, "", [] and {} all mean absent.
+
+    The model is two levels deep (objects of strings, lists of those), so cleaning is two flat passes;
+    this runs once per contact on every pull, so it stays cheap.
+    """
+    raw = contact.model_dump(include=_WRITABLE, exclude_none=True)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        value = _clean(value)
+        if value != "" and value != [] and value != {}:
+            out[key] = value
+    return out
 
 
-def content_hash(content: dict[str, Any]) -> str:
-    """A stable digest of normalized content; its prefix is the contact's ETag."""
-    return hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+def canonical_json(content: dict[str, Any]) -> bytes:
+    """Normalized content as JSON with sorted keys: what is hashed, and what the mirror serves."""
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(canonical: bytes) -> str:
+    """A stable digest of canonical content JSON: the contact's ETag."""
+    return hashlib.blake2b(canonical, digest_size=12).hexdigest()

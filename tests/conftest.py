@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.core import Core, build_core
-from gateway.store.connection import RedisHandle, start_embedded
+from gateway.store.connection import RedisHandle, start_embedded, stop_embedded
 from tests.fake_provider import FakeProvider, FakeRegistry
 
 
@@ -41,7 +41,7 @@ def redis_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         return
     socket_path, server = start_embedded(str(tmp_path_factory.mktemp("redis")))
     yield {"unix_socket_path": socket_path}
-    server.shutdown()
+    stop_embedded(server)
 
 
 def open_client(target: dict[str, Any]) -> aioredis.Redis:

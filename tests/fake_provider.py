@@ -9,6 +9,7 @@ be expired and faults that can be injected.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ class FakeProvider:
     seq: int = 0
     epoch: int = 0  # bumping it expires every cursor
     fail_next: list[Exception] = field(default_factory=list)
+    #: awaited inside list_changes after the page is read: "meanwhile" actions for race tests
+    during_list: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def _touch(self, native_id: str) -> None:
@@ -89,13 +92,16 @@ class FakeConnector(Connector):
             ids = sorted(p.contacts)[offset:offset + p.page_size]
             more = offset + p.page_size < len(p.contacts)
             nxt = f"{p.epoch}:full:{offset + p.page_size}:{snap}" if more else f"{p.epoch}:{snap}"
-            return ChangePage([p.remote(i) for i in ids], nxt, more)
-        since = int(parts[1])
-        window = [nid for s, nid in p.log if s > since][: p.page_size]
-        upto = since + len(window) if window else since
-        # log entries have consecutive seqs, so the window ends at since + len(window)
-        more = any(s > upto for s, _ in p.log[-1:])
-        return ChangePage([p.remote(i) for i in window], f"{p.epoch}:{upto}", more)
+            page = ChangePage([p.remote(i) for i in ids], nxt, more)
+        else:
+            since = int(parts[1])
+            window = [nid for s, nid in p.log if s > since][: p.page_size]
+            upto = since + len(window)  # log entries have consecutive seqs
+            more = any(s > upto for s, _ in p.log[-1:])
+            page = ChangePage([p.remote(i) for i in window], f"{p.epoch}:{upto}", more)
+        while p.during_list:
+            await p.during_list.pop(0)()
+        return page
 
     async def get(self, native_id: str) -> RemoteContact:
         self._maybe_fail()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
+import orjson
 import redis.asyncio as aioredis
 
 from gateway.store.keys import AccountKeys, Keys
@@ -37,7 +38,7 @@ class PreparedChange:
     created_time: str = ""
     max_rev: int | None = None
 
-    def argv(self) -> list[str]:
+    def as_list(self) -> list[str]:
         guard = "" if self.max_rev is None else str(self.max_rev)
         return [self.id, self.kind, self.hash, self.native_id, self.native_version,
                 self.body_prefix, self.body_suffix, self.created_time, guard]
@@ -101,10 +102,8 @@ class RedisStore:
         if not changes:
             return []
         k = self.account(account_id)
-        argv: list[str] = [now_iso, str(now_ms)]
-        for change in changes:
-            argv.extend(change.argv())
-        result = await self._apply(keys=[k.rev, k.records, k.live, k.dead], args=argv)
+        batch = orjson.dumps([change.as_list() for change in changes])
+        result = await self._apply(keys=[k.rev, k.records, k.live, k.dead], args=[now_iso, now_ms, batch])
         return [int(r) for r in result]
 
     async def head(self, account_id: str) -> int:

@@ -14,9 +14,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
-import orjson
-
-from gateway.models import content_hash, content_of
+from gateway.models import canonical_json, content_hash, content_of
 from gateway.store.redis_store import PreparedChange, Record, RedisStore
 from providers.base import RemoteContact
 
@@ -39,9 +37,10 @@ def prepare(remote: RemoteContact, max_rev: int | None = None, seen_at: str | No
     if remote.deleted or remote.contact is None:
         return PreparedChange(cid, "d", remote.native_id, version, max_rev=max_rev)
     content = content_of(remote.contact)
-    digest = content_hash(content)
+    canonical = canonical_json(content)
+    digest = content_hash(canonical)
     stamp = seen_at or now_iso()
-    inner = orjson.dumps(content)[1:-1].decode()
+    inner = canonical[1:-1].decode()
     prefix = f'{{"id":"{cid}","etag":"{digest}"'
     modified = remote.modified_time or stamp
     suffix = (f",{inner}" if inner else "") + f',"lastModifiedTime":"{modified}"}}'

@@ -1,10 +1,11 @@
 """Pull an account's provider changes into the mirror, under the account's refresh lock.
 
 One round follows the provider cursor until the provider says the round is
-complete, then stores the new cursor. A round that starts without a cursor (the
-first pull, or after CursorExpired) is a full listing: afterwards every mirror
-contact the listing did not name, and that nothing changed since the round
-began, gets a tombstone. Client tokens never notice the provider's expiry.
+complete, then stores the new cursor. It takes no lock that writes wait for:
+revision guards keep a pulled page from overwriting a newer write (see _round).
+A round that starts without a cursor (the first pull, or after CursorExpired)
+is a full listing: afterwards every mirror contact the listing did not name,
+and that nothing changed since the round began, gets a tombstone. Client tokens never notice the provider's expiry.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway.sync.connectors import ConnectorPool
 from gateway.sync.locks import account_mutex
 from gateway.sync.mirror import Mirror, contact_id_for, now_iso, prepare, tombstone
 from gateway.sync.retry import RetryPolicy
-from providers.base import AuthFailed, CursorExpired
+from providers.base import AuthFailed, ChangePage, Connector, CursorExpired, NotFound, RemoteContact
 
 log = logging.getLogger(__name__)
 
@@ -62,43 +63,76 @@ class Refresher:
         await self.store.compact(account_id, cutoff)
         return result
 
+    async def _fetch(self, connector: Connector, account_id: str, cursor: str | None) -> tuple[ChangePage, int]:
+        """One provider page, and the head revision read before asking for it (the page's guard)."""
+        head = await self.store.head(account_id)
+        page = await self.policy.call(lambda: connector.list_changes(cursor))
+        return page, head
+
     async def _round(self, account_id: str, holder: str) -> RefreshResult:
+        """Follow the provider cursor to the end of a round, fetching page N+1 while page N is applied.
+
+        Each page is applied with a guard: a contact the mirror changed after the page was requested
+        (a write through the gateway) is not overwritten by the older pulled copy. Such contacts are
+        fetched again one by one at the end, under the write mutex, so the provider's truth wins.
+        """
         keys = self.store.account(account_id)
         connector = await self.connectors.get(account_id)
         cursor = (await self.store.state(account_id)).get("cursor") or None
-        full, expiries = cursor is None, 0
+        full, expiries, changed = cursor is None, 0, 0
         seen: set[str] = set()
+        guarded: dict[str, None] = {}
         start_rev = await self.store.head(account_id)
-        changed = 0
+        fetch = asyncio.ensure_future(self._fetch(connector, account_id, cursor))
         while True:
-            async with account_mutex(self.store, keys.write_lock, self.settings.lock_ttl_s,
-                                     self.settings.lock_ttl_s):
-                try:
-                    page = await self.policy.call(lambda c=cursor: connector.list_changes(c))  # type: ignore[misc]
-                except CursorExpired:
-                    expiries += 1
-                    if expiries > 2:
-                        raise
-                    log.info("account %s: provider cursor expired, relisting", account_id)
-                    cursor, full, seen = None, True, set()
-                    start_rev = await self.store.head(account_id)
-                    continue
+            try:
+                page, head = await fetch
+            except CursorExpired:
+                expiries += 1
+                if expiries > 2:
+                    raise
+                log.info("account %s: provider cursor expired, relisting", account_id)
+                full, seen, start_rev = True, set(), await self.store.head(account_id)
+                fetch = asyncio.ensure_future(self._fetch(connector, account_id, None))
+                continue
+            fetch = asyncio.ensure_future(self._fetch(connector, account_id, page.cursor)) if page.more else None
+            try:
                 stamp = now_iso()
-                revs = await self.mirror.apply(account_id, [prepare(c, seen_at=stamp) for c in page.changes])
+                revs = await self.mirror.apply(account_id, [prepare(c, head, stamp) for c in page.changes])
+            except BaseException:
+                if fetch is not None:
+                    fetch.cancel()
+                raise
             changed += sum(1 for r in revs if r > 0)
+            guarded.update((c.native_id, None) for c, r in zip(page.changes, revs, strict=True) if r < 0)
             if full:
                 seen.update(contact_id_for(c.native_id) for c in page.changes if not c.deleted)
-            cursor = page.cursor
-            if not page.more:
+            if fetch is None:
                 break
             await self.store.extend_lock(keys.refresh_lock, holder, self.settings.lock_ttl_s)
+        if guarded:
+            changed += await self._refetch(account_id, connector, list(guarded))
         if full:
             changed += await self._drop_unlisted(account_id, seen, start_rev)
-        await self.store.set_state(account_id, cursor=cursor or "", last_refresh=time.time(), ready=1,
+        await self.store.set_state(account_id, cursor=page.cursor or "", last_refresh=time.time(), ready=1,
                                    last_error="")
         if await self.identity.account(account_id) is not None:
             await self.identity.set_status(account_id, "active")
         return RefreshResult(ran=True, changed=changed, full=full)
+
+    async def _refetch(self, account_id: str, connector: Connector, native_ids: list[str]) -> int:
+        """The provider's current version of contacts a guard skipped, applied under the write mutex."""
+        keys = self.store.account(account_id)
+        changed = 0
+        for native_id in native_ids:
+            async with account_mutex(self.store, keys.write_lock, self.settings.lock_ttl_s,
+                                     self.settings.lock_ttl_s):
+                try:
+                    remote = await self.policy.call(lambda n=native_id: connector.get(n))  # type: ignore[misc]
+                except NotFound:
+                    remote = RemoteContact(native_id, deleted=True)
+                changed += sum(1 for r in await self.mirror.apply_remote(account_id, [remote]) if r > 0)
+        return changed
 
     async def _drop_unlisted(self, account_id: str, seen: set[str], start_rev: int) -> int:
         """Tombstone what a full listing no longer shows, unless it changed after the listing began."""

@@ -83,3 +83,24 @@ async def test_sync_start_reports_ready_false_while_the_first_pull_waits(gw: Gat
     await gw.core.refresher.wait_idle()  # the background pull fails
     body = await (await gw.http.post("/v1/contacts/sync", headers=auth)).json()
     assert body["ready"] is True and body["syncUpdatedToken"]
+
+
+async def test_a_page_pulled_before_a_gateway_write_does_not_undo_it(gw: Gateway) -> None:
+    account_id, auth, provider = await gw.connect("alice")
+    native = provider.create(person("v1"))
+    await gw.core.refresher.refresh(account_id)
+    cid = (await (await gw.http.get("/v1/contacts", headers=auth)).json())["records"][0]["id"]
+    provider.expire_cursors()  # the next pull relists, and so carries the contact as it is now (v1)
+
+    async def gateway_write_meanwhile() -> None:
+        etag = (await gw.http.get(f"/v1/contacts/{cid}", headers=auth)).headers["ETag"]
+        resp = await gw.http.patch(f"/v1/contacts/{cid}", json={"name": {"givenName": "v3 through the gateway"}},
+                                   headers={**auth, "If-Match": etag})
+        assert resp.status == 200, await resp.text()
+
+    provider.during_list.append(gateway_write_meanwhile)  # runs after the page (holding v1) was read
+    await gw.core.refresher.refresh(account_id)
+    mirror = await (await gw.http.get(f"/v1/contacts/{cid}", headers=auth)).json()
+    truth = provider.contacts[native][1].name
+    assert truth is not None and truth.givenName == "v3 through the gateway"
+    assert mirror["name"]["givenName"] == truth.givenName
