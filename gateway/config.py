@@ -58,6 +58,10 @@ class SyncSettings(BaseModel):
     provider_backoff_s: float = Field(0.5, description="First backoff delay; doubles per retry.")
     provider_backoff_max_s: float = Field(8.0, description="Longest single backoff delay.")
     apply_batch: int = Field(500, description="Changes applied to the mirror per Redis call.")
+    feed_limit: int = Field(500, description="Most items in one single-token feed response (then more=true).")
+    session_idle_s: int = Field(3600, description="A device sync session expires after this idle time.")
+    max_sessions: int = Field(100, description="Active device sync sessions per account.")
+    session_page_size: int = Field(100, description="Items per page of a device sync queue.")
 
 
 class SecuritySettings(BaseModel):

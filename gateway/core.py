@@ -14,6 +14,8 @@ from gateway.sync.connectors import ConnectorPool
 from gateway.sync.mirror import Mirror
 from gateway.sync.refresh import Refresher
 from gateway.sync.retry import RetryPolicy
+from gateway.sync.sessions import DeviceSessions
+from gateway.sync.single_feed import SingleTokenFeed
 from gateway.sync.writes import Writer
 from providers import ProviderFactory, factories
 
@@ -29,6 +31,8 @@ class Core:
     connectors: ConnectorPool
     refresher: Refresher
     writer: Writer
+    single_feed: SingleTokenFeed
+    sessions: DeviceSessions
 
     async def aclose(self) -> None:
         await self.refresher.aclose()
@@ -51,4 +55,8 @@ def build_core(settings: Settings, extra_factories: dict[str, ProviderFactory] |
     connectors = ConnectorPool(identity, {**factories(settings), **(extra_factories or {})})
     refresher = Refresher(store, mirror, connectors, identity, sync, policy)
     writer = Writer(store, mirror, connectors, sync, policy)
-    return Core(settings, handle, store, identity, mirror, feed, connectors, refresher, writer)
+    single_feed = SingleTokenFeed(store, delta_ttl_s=2 * sync.tombstone_retention_s,
+                                  page_ttl_s=sync.page_token_ttl_s)
+    sessions = DeviceSessions(store, sync.session_idle_s, sync.max_sessions, sync.session_page_size)
+    return Core(settings, handle, store, identity, mirror, feed, connectors, refresher, writer, single_feed,
+                sessions)

@@ -84,13 +84,12 @@ async def active_account(request: web.Request) -> Account:
     return account
 
 
-def page_size(request: web.Request, default: int = 100, maximum: int = 1000) -> int:
-    raw = request.query.get("pageSize")
+def page_size(request: web.Request, default: int = 100, maximum: int = 1000, name: str = "pageSize") -> int:
+    raw = request.query.get(name)
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ApiError(400, "validation_error", f"pageSize must be an integer from 1 to {maximum}.",
-                       field="pageSize")
+        raise ApiError(400, "validation_error", f"{name} must be an integer from 1 to {maximum}.", field=name)
     return int(raw)
 
 

@@ -53,6 +53,27 @@ class AccountKeys:
     def write_lock(self) -> str:
         return f"{self.base}:lock:write"
 
+    def device(self, device: str) -> str:
+        """Hash: a device's watermark (every change up to it acknowledged)."""
+        return f"{self.base}:dev:{device}"
+
+    def device_acked(self, device: str) -> str:
+        """Hash: contact id -> the revision the device acknowledged (above its watermark)."""
+        return f"{self.base}:dev:{device}:acked"
+
+    def device_sent(self, device: str) -> str:
+        """Hash: contact id -> the revision last sent to the device (so its deletion is owed)."""
+        return f"{self.base}:dev:{device}:sent"
+
+    @property
+    def sessions(self) -> str:
+        """Sorted set: sync session id -> when it expires (ms)."""
+        return f"{self.base}:sessions"
+
+    def session(self, session_id: str) -> str:
+        """Hash: a sync session's device, range and progress."""
+        return f"{self.base}:sess:{session_id}"
+
     def token(self, token: str) -> str:
         """String: the state of one delta or page token."""
         return f"{self.base}:tok:{token}"

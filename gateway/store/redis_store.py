@@ -80,6 +80,24 @@ class Page:
     more: bool
 
 
+@dataclass(slots=True)
+class Entry:
+    """One change-index entry with what a feed needs to classify it."""
+
+    id: str
+    rev: int
+    created_rev: int
+    deleted: bool
+    body: bytes
+
+
+@dataclass(slots=True)
+class MergedPage:
+    entries: list[Entry]
+    last_rev: int
+    more: bool
+
+
 class RedisStore:
     """Mirror operations for the sync core; every key comes from `Keys`."""
 
@@ -89,6 +107,8 @@ class RedisStore:
         self._apply = client.register_script(_script("apply"))
         self._page = client.register_script(_script("page"))
         self._compact = client.register_script(_script("compact"))
+        self._merged = client.register_script(_script("merged"))
+        self._ackmax = client.register_script(_script("ackmax"))
         self._unlock = client.register_script(_script("unlock"))
 
     def account(self, account_id: str) -> AccountKeys:
@@ -120,6 +140,45 @@ class RedisStore:
         key = k.live if index == "live" else k.dead
         out = await self._page(keys=[key, k.records], args=[lo, hi, limit])
         return Page(bodies=list(out[2:]), last_rev=int(float(out[1])), more=bool(int(out[0])))
+
+    async def merged(self, account_id: str, lo: int, hi: int, limit: int, bodies: bool = True) -> MergedPage:
+        """Live and deleted entries with lo < revision <= hi, in revision order: one feed of both kinds."""
+        k = self.account(account_id)
+        out = await self._merged(keys=[k.live, k.dead, k.records], args=[lo, hi, limit, "1" if bodies else "0"])
+        flat = out[2:]
+        entries = [Entry(flat[i].decode(), int(flat[i + 1]), int(flat[i + 2]), flat[i + 3] == b"1", flat[i + 4])
+                   for i in range(0, len(flat), 5)]
+        return MergedPage(entries, int(float(out[1])), bool(int(out[0])))
+
+    async def scores(self, account_id: str, contact_ids: list[str]) -> dict[str, int]:
+        """The current revision of each contact (live or deleted) still in the index."""
+        if not contact_ids:
+            return {}
+        k = self.account(account_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zmscore(k.live, contact_ids)
+        pipe.zmscore(k.dead, contact_ids)
+        live, dead = await pipe.execute()
+        out: dict[str, int] = {}
+        for cid, a, b in zip(contact_ids, live, dead, strict=True):
+            if a is not None or b is not None:
+                out[cid] = int(a if a is not None else b)
+        return out
+
+    async def dead_among(self, account_id: str, contact_ids: list[str]) -> list[str]:
+        """Which of these contacts are tombstones."""
+        if not contact_ids:
+            return []
+        scores = await self.redis.zmscore(self.account(account_id).dead, contact_ids)
+        return [cid for cid, score in zip(contact_ids, scores, strict=True) if score is not None]
+
+    async def raise_acks(self, key: str, revisions: dict[str, int]) -> None:
+        """Per contact, keep the higher of the stored and the given acknowledged revision (atomic)."""
+        args: list[str | int] = []
+        for contact_id, rev in revisions.items():
+            args += [contact_id, rev]
+        if args:
+            await self._ackmax(keys=[key], args=args)
 
     async def live_ids_upto(self, account_id: str, max_rev: int) -> list[str]:
         ids = await self.redis.zrangebyscore(self.account(account_id).live, "-inf", max_rev)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,7 @@ from hypothesis import strategies as st
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.core import build_core
+from gateway.core import Core, build_core
 from gateway.models import ContactInput, content_of
 from gateway.store.connection import RedisHandle
 from gateway.sync.mirror import contact_id_for
@@ -89,30 +91,39 @@ class World:
     copy: dict[str, bytes] = field(default_factory=dict)
     events: list[tuple[int, str, bytes | None]] = field(default_factory=list)  # (seq, contact id, state|None)
     native_ids: list[str] = field(default_factory=list)
+    #: how the client's copy represents a contact state (a face may flatten it); identity by default
+    view: Callable[[str, bytes], bytes] = field(default=lambda _cid, state: state)
 
     def record_event(self, native_id: str, state: bytes | None) -> None:
         self.events.append((len(self.events) + 1, contact_id_for(native_id), state))
 
     def truth(self) -> dict[str, bytes]:
-        return {contact_id_for(n): state_of(c.model_dump()) for n, (_, c) in self.provider.contacts.items()}
+        return {contact_id_for(n): self.view(contact_id_for(n), state_of(c.model_dump()))
+                for n, (_, c) in self.provider.contacts.items()}
 
     def check_pass(self, stream: StreamClient) -> None:
-        """Each contact's last change before the pass began is reflected (or superseded) in the copy."""
+        self.check_since(stream.name, stream.pass_start_event, stream.pass_no)
+
+    def check_since(self, kinds: str, start_event: int, pass_no: int) -> None:
+        """At the end of a pass: each contact's last change before the pass began is in the copy.
+
+        `kinds` is "updated", "deleted" or "both": which changes this pass delivers.
+        """
         by_contact: dict[str, list[tuple[int, bytes | None]]] = {}
         for seq, cid, state in self.events:
             by_contact.setdefault(cid, []).append((seq, state))
         for cid, history in by_contact.items():
-            before = [h for h in history if h[0] <= stream.pass_start_event]
+            before = [h for h in history if h[0] <= start_event]
             if not before:
                 continue
             last_seq, last_state = before[-1]
             if any(q > last_seq for q, _ in history):
                 continue  # superseded during this pass: the next pass owes the later change
             have = self.copy.get(cid)
-            if stream.name == "updated" and last_state is not None:
-                assert have == last_state, f"{cid}: change before pass {stream.pass_no} not delivered"
-            if stream.name == "deleted" and last_state is None:
-                assert have is None, f"{cid}: deletion before pass {stream.pass_no} not delivered"
+            if kinds in ("updated", "both") and last_state is not None:
+                assert have == self.view(cid, last_state), f"{cid}: change before pass {pass_no} not delivered"
+            if kinds in ("deleted", "both") and last_state is None:
+                assert have is None, f"{cid}: deletion before pass {pass_no} not delivered"
 
 
 async def request(world: World, stream: StreamClient, kind: str, token: str, size: int) -> None:
@@ -202,7 +213,9 @@ def provider_change(world: World, op: tuple[Any, ...]) -> int:
     return 1
 
 
-async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_size: int) -> None:
+@asynccontextmanager
+async def harness(target: dict[str, Any], page_size: int) -> AsyncIterator[tuple[World, Core, str]]:
+    """A gateway over HTTP on a fake provider, one connected account, and a World to record events in."""
     prefix = f"p{uuid.uuid4().hex[:12]}"
     cfg = Settings(redis={"key_prefix": prefix}, sync={"refresh_interval_s": 0.0, "lock_ttl_s": 5.0})
     fakes = FakeRegistry()
@@ -210,12 +223,24 @@ async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_si
     core = build_core(cfg, {"fake": fakes.factory()}, redis=RedisHandle(client))
     app_rec, secret = await core.identity.create_app("prop")
     basic = {"Authorization": "Basic " + base64.b64encode(f"{app_rec.client_id}:{secret}".encode()).decode()}
-    async with TestClient(TestServer(create_app(cfg, core=core))) as http:
-        provider = fakes.mailbox("m", page_size)
-        resp = await http.post("/v1/accounts", json={"serviceType": "fake", "credentials": {"mailbox": "m"}},
-                               headers=basic)
-        account = await resp.json()
-        world = World(http, {"Authorization": f"Bearer {account['accessToken']}"}, provider)
+    try:
+        async with TestClient(TestServer(create_app(cfg, core=core))) as http:
+            provider = fakes.mailbox("m", page_size)
+            resp = await http.post("/v1/accounts", json={"serviceType": "fake", "credentials": {"mailbox": "m"}},
+                                   headers=basic)
+            account = await resp.json()
+            yield World(http, {"Authorization": f"Bearer {account['accessToken']}"}, provider), core, \
+                account["accountId"]
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await core.aclose()
+
+
+async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_size: int) -> None:
+    async with harness(target, page_size) as (world, core, account_id):
+        http, provider = world.http, world.provider
         start = await (await http.post("/v1/contacts/sync", headers=world.auth)).json()
         streams = {"updated": StreamClient("updated", start["syncUpdatedToken"]),
                    "deleted": StreamClient("deleted", start["syncDeletedToken"])}
@@ -227,9 +252,9 @@ async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_si
             elif kind == "expire":
                 provider.expire_cursors()
             elif kind == "refresh":
-                before = await core.store.head(account["accountId"])
-                await core.refresher.refresh(account["accountId"])
-                after = await core.store.head(account["accountId"])
+                before = await core.store.head(account_id)
+                await core.refresher.refresh(account_id)
+                after = await core.store.head(account_id)
                 assert after - before <= pending_changes, "a refresh took revisions for no change"
                 pending_changes = 0
             elif kind == "step":
@@ -247,10 +272,6 @@ async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_si
         for stream in streams.values():
             await drain(world, stream)
         assert world.copy == world.truth()
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await core.aclose()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
