@@ -50,7 +50,10 @@ def _emulator(args: argparse.Namespace) -> int:
     import importlib
 
     module = importlib.import_module(f"providers.{args.provider}.emulator")
-    web.run_app(module.create_app(), host=args.host, port=args.port, print=lambda m: print(m, flush=True))
+    if hasattr(module, "run"):  # an emulator that needs more than a plain app (Graph serves HTTPS)
+        module.run(args.host, args.port)
+    else:
+        web.run_app(module.create_app(), host=args.host, port=args.port, print=lambda m: print(m, flush=True))
     return 0
 
 

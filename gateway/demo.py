@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +31,22 @@ SEED_COUNT = 250
 
 
 @dataclass
+class Started:
+    runner: web.AppRunner
+    url: str
+    ssl: ssl.SSLContext | bool = True
+
+
+@dataclass
 class Emulator:
     """One provider emulator the demo runs, and how to point the gateway at it."""
 
     service_type: str
     port: int
-    start: Callable[[Settings, int], Awaitable[tuple[web.AppRunner, str]]]
+    start: Callable[[Settings, int], Awaitable[Started]]
 
 
-async def start_google(settings: Settings, port: int) -> tuple[web.AppRunner, str]:
+async def start_google(settings: Settings, port: int) -> Started:
     from providers.google.emulator import EmulatorState
     from providers.google.emulator import create_app as google_app
 
@@ -50,10 +58,28 @@ async def start_google(settings: Settings, port: int) -> tuple[web.AppRunner, st
     g = settings.google
     g.api_base, g.token_url, g.authorize_url = f"{url}/", f"{url}/token", f"{url}/o/oauth2/v2/auth"
     g.client_id, g.client_secret = state.client_id, state.client_secret
-    return runner, url
+    return Started(runner, url)
 
 
-EMULATORS = [Emulator("google", 8091, start_google)]
+async def start_microsoft(settings: Settings, port: int) -> Started:
+    """Graph over HTTPS with a throwaway CA, which the gateway trusts through microsoft.ca_bundle."""
+    from providers.microsoft.emulator import EmulatorState
+    from providers.microsoft.emulator import create_app as graph_app
+    from providers.microsoft.tls import client_context, server_context
+
+    state = EmulatorState()
+    context, ca_path = server_context(DEMO_DIR / "demo" / "msgraph-ca.pem")
+    runner = web.AppRunner(graph_app(state))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    url = f"https://127.0.0.1:{port}"
+    m = settings.microsoft
+    m.authority, m.graph_base, m.ca_bundle = f"{url}/common", f"{url}/v1.0", str(ca_path)
+    m.client_id, m.client_secret = state.client_id, state.client_secret
+    return Started(runner, url, client_context(ca_path))
+
+
+EMULATORS = [Emulator("google", 8091, start_google), Emulator("office365", 8092, start_microsoft)]
 
 
 async def _clear_demo_data(settings: Settings) -> None:
@@ -69,12 +95,15 @@ async def _clear_demo_data(settings: Settings) -> None:
         await handle.aclose()
 
 
-async def _connect(session: aiohttp.ClientSession, base: str, basic: str, emulator_url: str, service: str,
+async def _connect(session: aiohttp.ClientSession, base: str, basic: str, emulator: Started, service: str,
                    user: str) -> dict[str, Any]:
-    async with session.post(f"{emulator_url}/_control/users", json={"user": user}) as resp:
+    emulator_url = emulator.url
+    async with session.post(f"{emulator_url}/_control/users", json={"user": user}, ssl=emulator.ssl) as resp:
         credentials = (await resp.json())["credentials"]
-    async with session.post(f"{emulator_url}/_control/users/{user}/seed", json={"count": SEED_COUNT, "seed": 1}):
-        pass
+    async with session.post(f"{emulator_url}/_control/users/{user}/seed", json={"count": SEED_COUNT, "seed": 1},
+                            ssl=emulator.ssl) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"seeding the {service} emulator failed: {await resp.text()}")
     async with session.post(f"{base}/v1/accounts", headers={"Authorization": f"Basic {basic}"},
                             json={"serviceType": service, "credentials": credentials, "user": user}) as resp:
         account = await resp.json()
@@ -126,12 +155,9 @@ async def run_demo(host: str, port: int) -> None:
         settings.redis.embedded_dir = str(DEMO_DIR / "demo")
     settings.sync.refresh_interval_s = 2.0
     await _clear_demo_data(settings)
-    runners: list[web.AppRunner] = []
-    urls: dict[str, str] = {}
+    started: dict[str, Started] = {}
     for emulator in EMULATORS:
-        runner, url = await emulator.start(settings, emulator.port)
-        runners.append(runner)
-        urls[emulator.service_type] = url
+        started[emulator.service_type] = await emulator.start(settings, emulator.port)
     core = build_core(settings)
     app_record, secret = await core.identity.create_app("demo")
     gateway = web.AppRunner(create_app(settings, core=core))
@@ -144,7 +170,7 @@ async def run_demo(host: str, port: int) -> None:
     base = f"http://{host}:{port}"
     basic = base64.b64encode(f"{app_record.client_id}:{secret}".encode()).decode()
     async with aiohttp.ClientSession() as session:
-        accounts = [await _connect(session, base, basic, urls[e.service_type], e.service_type,
+        accounts = [await _connect(session, base, basic, started[e.service_type], e.service_type,
                                    f"demo-{e.service_type}@example.com") for e in EMULATORS]
     demo = {"baseUrl": base, "clientId": app_record.client_id, "clientSecret": secret,
             "signingSecret": app_record.signing_secret, "accounts": accounts}
@@ -157,8 +183,8 @@ async def run_demo(host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await gateway.cleanup()
-    for runner in runners:
-        await runner.cleanup()
+    for emulator in started.values():
+        await emulator.runner.cleanup()
     await core.aclose()
 
 

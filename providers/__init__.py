@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class OAuthFlow(Protocol):
     """A provider's browser consent flow (authorization code), for GET /v1/auth/authorize."""
 
-    def authorize_url(self, state: str, redirect_uri: str, login_hint: str | None) -> str:
+    async def authorize_url(self, state: str, redirect_uri: str, login_hint: str | None) -> str:
         """The provider's consent page, which redirects back to `redirect_uri` with a code and `state`."""
         ...
 
@@ -52,4 +52,13 @@ def factories(settings: Settings) -> dict[str, ProviderFactory]:
     else:
         out["google"] = ProviderFactory(parse_credentials, lambda creds: GoogleConnector(creds, settings.google),
                                         GoogleOAuth(settings.google))
+    try:
+        from providers.microsoft import connector as microsoft
+        from providers.microsoft.oauth import MicrosoftOAuth
+    except ImportError:  # msal is optional
+        pass
+    else:
+        out["office365"] = ProviderFactory(
+            microsoft.parse_credentials, lambda creds: microsoft.MicrosoftConnector(creds, settings.microsoft),
+            MicrosoftOAuth(settings.microsoft))
     return out

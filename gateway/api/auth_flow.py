@@ -49,7 +49,7 @@ async def authorize(request: web.Request) -> web.Response:
     return_url = _return_url(query.get("returnUrl"))
     state = await core.identity.put_oauth_state(
         {"clientId": client_id, "serviceType": service, "returnUrl": str(return_url)})
-    target = factory.oauth.authorize_url(state, _callback_url(request), query.get("loginHint"))
+    target = await factory.oauth.authorize_url(state, _callback_url(request), query.get("loginHint"))
     raise web.HTTPFound(target)
 
 

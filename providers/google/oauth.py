@@ -19,7 +19,7 @@ class GoogleOAuth:
     def __init__(self, settings: GoogleSettings) -> None:
         self.settings = settings
 
-    def authorize_url(self, state: str, redirect_uri: str, login_hint: str | None) -> str:
+    async def authorize_url(self, state: str, redirect_uri: str, login_hint: str | None) -> str:
         params = {
             "client_id": self.settings.client_id, "redirect_uri": redirect_uri, "response_type": "code",
             "scope": " ".join(self.settings.scopes), "access_type": "offline", "prompt": "consent",

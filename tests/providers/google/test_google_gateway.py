@@ -2,74 +2,32 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from gateway.app import create_app
 from gateway.config import Settings
-from gateway.core import Core, build_core
-from gateway.store.connection import RedisHandle
 from providers.google.emulator import EmulatorState
-from tests.conftest import open_client
+from tests.providers.gateway_harness import ProviderGateway, provider_gateway
 from tests.providers.google.google_helpers import FULL, Control
-
-
-@dataclass
-class GoogleGateway:
-    http: TestClient
-    core: Core
-    control: Control
-    state: EmulatorState
-    basic: dict[str, str]
-    client_id: str
-
-    async def connect(self, user: str) -> tuple[str, dict[str, str]]:
-        refresh = await self.control.add_user(user)
-        resp = await self.http.post("/v1/accounts", json={"serviceType": "google",
-                                                          "credentials": {"refreshToken": refresh}},
-                                    headers=self.basic)
-        assert resp.status == 201, await resp.text()
-        body = await resp.json()
-        return body["accountId"], {"Authorization": f"Bearer {body['accessToken']}"}
-
-    async def sync_all(self, auth: dict[str, str], token: str, stream: str = "updated") -> tuple[list[Any], str]:
-        records: list[Any] = []
-        params = {"deltaToken": token, "pageSize": "1000"}
-        while True:
-            page = await (await self.http.get(f"/v1/contacts/sync/{stream}", params=params, headers=auth)).json()
-            records += page["records"]
-            if "nextDeltaToken" in page:
-                return records, page["nextDeltaToken"]
-            params = {"pageToken": page["nextPageToken"], "pageSize": "1000"}
 
 
 @pytest.fixture
 async def gg(settings: Settings, redis_target: dict[str, Any], emulator: TestServer, control: Control,
-             state: EmulatorState, aiohttp_client: Any) -> AsyncIterator[GoogleGateway]:
+             state: EmulatorState, aiohttp_client: Any) -> AsyncIterator[ProviderGateway]:
     settings.google.api_base = str(emulator.make_url("/"))
     settings.google.token_url = str(emulator.make_url("/token"))
     settings.google.authorize_url = str(emulator.make_url("/o/oauth2/v2/auth"))
     settings.google.client_id, settings.google.client_secret = state.client_id, state.client_secret
     settings.google.page_size = 50
-    client = open_client(redis_target)
-    core = build_core(settings, redis=RedisHandle(client))
-    app, secret = await core.identity.create_app("google-test")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{app.client_id}:{secret}".encode()).decode()}
-    http = await aiohttp_client(create_app(settings, core=core))
-    yield GoogleGateway(http, core, control, state, basic, app.client_id)
-    keys = [k async for k in client.scan_iter(match=f"{settings.redis.key_prefix}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await core.aclose()
+    async with provider_gateway(settings, redis_target, control, aiohttp_client, "google") as gateway:
+        yield gateway
 
 
-async def test_every_field_round_trips_through_google(gg: GoogleGateway) -> None:
+async def test_every_field_round_trips_through_google(gg: ProviderGateway) -> None:
     _, auth = await gg.connect("alice")
     resp = await gg.http.post("/v1/contacts", json=FULL, headers=auth)
     assert resp.status == 201, await resp.text()
@@ -78,13 +36,13 @@ async def test_every_field_round_trips_through_google(gg: GoogleGateway) -> None
     truth = await gg.control.call("GET", "/users/alice/contacts")
     assert [t["contact"]["name"]["givenName"] for t in truth] == ["Ada"]
     # and back again through a pull: a second client sees the same content
-    tokens = await (await gg.http.post("/v1/contacts/sync", headers=auth)).json()
+    tokens = await gg.start(auth)
     records, _ = await gg.sync_all(auth, tokens["syncUpdatedToken"])
     assert len(records) == 1 and {k: records[0][k] for k in FULL} == FULL
     assert records[0]["etag"] == created["etag"]
 
 
-async def test_expired_sync_token_is_absorbed(gg: GoogleGateway) -> None:
+async def test_expired_sync_token_is_absorbed(gg: ProviderGateway) -> None:
     account_id, auth = await gg.connect("alice")
     natives = await gg.control.seed("alice", 120, seed=7)
     tokens = await (await gg.http.post("/v1/contacts/sync", headers=auth)).json()
@@ -103,7 +61,7 @@ async def test_expired_sync_token_is_absorbed(gg: GoogleGateway) -> None:
     assert again == []
 
 
-async def test_patch_conflicting_with_a_change_at_google_is_412_and_refreshes(gg: GoogleGateway) -> None:
+async def test_patch_conflicting_with_a_change_at_google_is_412_and_refreshes(gg: ProviderGateway) -> None:
     _, auth = await gg.connect("alice")
     created = await (await gg.http.post("/v1/contacts", json={"notes": "mine"}, headers=auth)).json()
     native = (await gg.control.call("GET", "/users/alice/contacts"))[0]["nativeId"]
@@ -119,7 +77,7 @@ async def test_patch_conflicting_with_a_change_at_google_is_412_and_refreshes(gg
     assert resp.status == 200 and (await resp.json())["notes"] == "merged"
 
 
-async def test_throttling_and_outage_are_retried_then_reported(gg: GoogleGateway) -> None:
+async def test_throttling_and_outage_are_retried_then_reported(gg: ProviderGateway) -> None:
     _, auth = await gg.connect("alice")
     await gg.control.fault(path=r"createContact", status=429, times=2, retryAfter=0)
     resp = await gg.http.post("/v1/contacts", json={"notes": "after two 429s"}, headers=auth)
@@ -133,11 +91,11 @@ async def test_throttling_and_outage_are_retried_then_reported(gg: GoogleGateway
     assert [t["contact"]["notes"] for t in truth] == ["after two 429s"]
 
 
-async def test_revoked_refresh_token_needs_reauthorization(gg: GoogleGateway) -> None:
+async def test_revoked_refresh_token_needs_reauthorization(gg: ProviderGateway, state: EmulatorState) -> None:
     account_id, auth = await gg.connect("alice")
     creds = await gg.core.identity.credentials(account_id)
-    assert gg.state.revoke(creds["refreshToken"])
-    gg.state.expire_access_tokens()
+    assert state.revoke(creds["refreshToken"])
+    state.expire_access_tokens()
     resp = await gg.http.post("/v1/contacts/sync", headers=auth)
     body = await resp.json()
     assert resp.status == 401 and body["code"] == "account.reauth_required", body
@@ -146,7 +104,7 @@ async def test_revoked_refresh_token_needs_reauthorization(gg: GoogleGateway) ->
     assert (await gg.http.get("/v1/contacts", headers=auth)).status == 401
 
 
-async def test_browser_flow_connects_an_account(gg: GoogleGateway) -> None:
+async def test_browser_flow_connects_an_account(gg: ProviderGateway) -> None:
     await gg.control.add_user("carol")
     await gg.control.seed("carol", 3, seed=1)
     resp = await gg.http.get("/v1/auth/authorize", params={
@@ -172,7 +130,7 @@ async def test_browser_flow_connects_an_account(gg: GoogleGateway) -> None:
     assert len(records) == 3
 
 
-async def test_authorize_rejects_bad_parameters(gg: GoogleGateway) -> None:
+async def test_authorize_rejects_bad_parameters(gg: ProviderGateway) -> None:
     good = {"clientId": gg.client_id, "serviceType": "google", "returnUrl": "https://app.example/"}
     for bad, field in (({"clientId": "nope"}, "clientId"), ({"serviceType": "nope"}, "serviceType"),
                        ({"returnUrl": "javascript:alert(1)"}, "returnUrl"), ({"returnUrl": "/relative"}, "returnUrl")):

@@ -1,0 +1,185 @@
+"""The emulator's control API (/_control, identical on every provider emulator; see EMULATORS.md).
+
+Contacts go in and out as unified Contact JSON and are stored as Graph contacts through mapping.py, the same
+mapping the connector uses, so a change made here is what the gateway later reads from Graph. The folder
+attribute places a new contact (a folder of that name is made when none exists); a PATCH never moves a
+contact, as Graph cannot. Native ids are Graph contact ids.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.models import WRITABLE_FIELDS, ContactInput
+from providers.microsoft.emulator_state import STATE, ContactRecord, EmulatorState, Fault, Folder, Mailbox
+from providers.microsoft.mapping import contact_to_graph, folder_of, graph_to_contact
+from providers.microsoft.seed import generate
+
+_SERVER_FIELDS = frozenset({"id", "etag", "createdTime", "lastModifiedTime"})
+_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+MAX_SEED = 100_000
+
+
+def _http_error(status: int, message: str) -> web.HTTPException:
+    """A JSON control-API error, to raise."""
+    error_class = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}[status]
+    return error_class(text=orjson.dumps({"error": message}).decode(), content_type="application/json")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise _http_error(400, "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise _http_error(400, "the body must be a JSON object")
+    return body
+
+
+def _contact(data: dict[str, Any]) -> ContactInput:
+    """Unified Contact JSON (server-owned fields ignored) as a validated ContactInput."""
+    try:
+        return ContactInput.model_validate({k: v for k, v in data.items() if k not in _SERVER_FIELDS})
+    except ValidationError as exc:
+        raise _http_error(400, f"invalid contact: {exc.errors(include_url=False)}") from None
+
+
+def _mailbox(request: web.Request) -> tuple[EmulatorState, Mailbox]:
+    state = request.app[STATE]
+    mailbox = state.mailboxes.get(request.match_info["user"])
+    if mailbox is None:
+        raise _http_error(404, f"no such user: {request.match_info['user']}")
+    return state, mailbox
+
+
+def _record(request: web.Request) -> tuple[EmulatorState, Mailbox, ContactRecord]:
+    state, mailbox = _mailbox(request)
+    record = mailbox.get(request.match_info["native_id"])
+    if record is None:
+        raise _http_error(404, f"no such contact: {request.match_info['native_id']}")
+    return state, mailbox, record
+
+
+def _folder_name(mailbox: Mailbox, record: ContactRecord) -> str | None:
+    folder = mailbox.folders[record.folder_id]
+    return None if folder is mailbox.default else folder.name
+
+
+def _view(mailbox: Mailbox, record: ContactRecord) -> dict[str, Any]:
+    contact = graph_to_contact(record.render(), _folder_name(mailbox, record))
+    return {"nativeId": record.contact_id, "contact": contact.model_dump(mode="json", exclude_none=True)}
+
+
+def store(state: EmulatorState, mailbox: Mailbox, contact: ContactInput) -> ContactRecord:
+    """Create a contact from unified content, in the folder its folder attribute names (made if needed)."""
+    name = folder_of(contact)
+    folder: Folder = mailbox.default
+    if name is not None:
+        folder = mailbox.folder_named(name) or state.add_folder(mailbox, name)
+    return state.create(mailbox, folder, contact_to_graph(contact))
+
+
+async def _create_user(request: web.Request) -> web.Response:
+    user = (await _body(request)).get("user")
+    if not isinstance(user, str) or not _USER.match(user):
+        raise _http_error(400, '"user" must be a name of letters, digits and ._@+-')
+    token = request.app[STATE].add_user(user)
+    return _json({"user": user, "credentials": {"refreshToken": token}}, 201)
+
+
+async def _create_contact(request: web.Request) -> web.Response:
+    state, mailbox = _mailbox(request)
+    record = store(state, mailbox, _contact(await _body(request)))
+    return _json({"nativeId": record.contact_id}, 201)
+
+
+async def _list_contacts(request: web.Request) -> web.Response:
+    _, mailbox = _mailbox(request)
+    return _json([_view(mailbox, r) for r in mailbox.records.values() if not r.deleted])
+
+
+async def _get_contact(request: web.Request) -> web.Response:
+    _, mailbox, record = _record(request)
+    return _json(_view(mailbox, record))
+
+
+async def _patch_contact(request: web.Request) -> web.Response:
+    """Top-level fields present replace the stored ones, null clears, absent ones stay."""
+    state, mailbox, record = _record(request)
+    body = await _body(request)
+    unknown = set(body) - WRITABLE_FIELDS - _SERVER_FIELDS
+    if unknown:
+        raise _http_error(400, f"unknown contact fields: {sorted(unknown)}")
+    merged = graph_to_contact(record.render()).model_dump(exclude_none=True)
+    merged.update({k: v for k, v in body.items() if k in WRITABLE_FIELDS})
+    graph = contact_to_graph(_contact({k: v for k, v in merged.items() if v is not None}))
+    return _json(_view(mailbox, state.update(mailbox, record.contact_id, graph)))
+
+
+async def _delete_contact(request: web.Request) -> web.Response:
+    state, mailbox, record = _record(request)
+    state.delete(mailbox, record.contact_id)
+    return web.Response(status=204)
+
+
+async def _seed(request: web.Request) -> web.Response:
+    state, mailbox = _mailbox(request)
+    body = await _body(request)
+    count, seed = body.get("count"), body.get("seed", 0)
+    if not isinstance(count, int) or not 0 <= count <= MAX_SEED or not isinstance(seed, int | str):
+        raise _http_error(400, f'"count" must be an integer 0..{MAX_SEED}, "seed" an integer or a string')
+    ids = [store(state, mailbox, contact).contact_id for contact in generate(count, seed)]
+    return _json({"count": len(ids), "nativeIds": ids}, 201)
+
+
+async def _expire_cursors(request: web.Request) -> web.Response:
+    state, mailbox = _mailbox(request)
+    state.expire_cursors(mailbox)
+    return web.Response(status=204)
+
+
+async def _add_fault(request: web.Request) -> web.Response:
+    body = await _body(request)
+    try:
+        pattern = re.compile(body["path"])
+        status, times = body.get("status"), body.get("times", 1)
+        delay_ms, retry_after = body.get("delayMs") or 0, body.get("retryAfter")
+        if status is not None and not (isinstance(status, int) and 100 <= status <= 599):
+            raise ValueError("status must be an HTTP status code or null")
+        if not isinstance(times, int) or times < 1 or not isinstance(delay_ms, int | float) or delay_ms < 0:
+            raise ValueError("times must be >= 1 and delayMs >= 0")
+        if retry_after is not None and not isinstance(retry_after, int | float):
+            raise ValueError("retryAfter must be a number of seconds or null")
+    except (KeyError, TypeError, ValueError, re.error) as exc:
+        raise _http_error(400, f"invalid fault: {exc}") from None
+    request.app[STATE].faults.append(Fault(pattern, status or None, times, int(delay_ms), retry_after))
+    return web.Response(status=204)
+
+
+async def _clear_faults(request: web.Request) -> web.Response:
+    request.app[STATE].faults.clear()
+    return web.Response(status=204)
+
+
+def add_control_routes(app: web.Application) -> None:
+    """Mount /_control on an emulator app whose state is app[STATE]."""
+    router = app.router
+    router.add_post("/_control/users", _create_user)
+    router.add_post("/_control/users/{user}/contacts", _create_contact)
+    router.add_get("/_control/users/{user}/contacts", _list_contacts)
+    router.add_get("/_control/users/{user}/contacts/{native_id}", _get_contact)
+    router.add_patch("/_control/users/{user}/contacts/{native_id}", _patch_contact)
+    router.add_delete("/_control/users/{user}/contacts/{native_id}", _delete_contact)
+    router.add_post("/_control/users/{user}/seed", _seed)
+    router.add_post("/_control/users/{user}/expire-cursors", _expire_cursors)
+    router.add_post("/_control/faults", _add_fault)
+    router.add_delete("/_control/faults", _clear_faults)
