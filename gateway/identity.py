@@ -102,6 +102,7 @@ class Identity:
         })
         pipe.set(self.keys.access_token(digest(token)), account_id)
         pipe.sadd(self.keys.app_accounts(client_id), account_id)
+        pipe.sadd(self.keys.all_accounts, account_id)
         await pipe.execute()
         return NewAccount(Account(account_id, client_id, service_type, "active", created, user), token)
 
@@ -169,6 +170,8 @@ class Identity:
         if token_hash:
             pipe.delete(self.keys.access_token(token_hash.decode()))
         pipe.srem(self.keys.app_accounts(account.client_id), account.account_id)
+        pipe.srem(self.keys.all_accounts, account.account_id)
+        pipe.zrem(self.keys.dirty, account.account_id)
         for key in doomed:
             pipe.delete(key)
         await pipe.execute()

@@ -53,6 +53,16 @@ class AccountKeys:
     def write_lock(self) -> str:
         return f"{self.base}:lock:write"
 
+    @property
+    def subscriptions(self) -> str:
+        """Set: ids of the webhook subscriptions on this account (the apply script reads it)."""
+        return f"{self.base}:subs"
+
+    @property
+    def events(self) -> str:
+        """Stream: one entry per (change batch, subscription), written by the apply script itself."""
+        return f"{self.base}:events"
+
     def device(self, device: str) -> str:
         """Hash: a device's watermark (every change up to it acknowledged)."""
         return f"{self.base}:dev:{device}"
@@ -97,3 +107,13 @@ class Keys:
 
     def oauth_state(self, state: str) -> str:
         return f"{self.prefix}:oauth:{state}"
+
+    @property
+    def dirty(self) -> str:
+        """Sorted set: account id -> when its event stream last got an entry (a hint for workers)."""
+        return f"{self.prefix}:dirty"
+
+    @property
+    def all_accounts(self) -> str:
+        """Set: every connected account id (workers walk it to schedule refreshes)."""
+        return f"{self.prefix}:accounts"

@@ -123,8 +123,13 @@ class RedisStore:
             return []
         k = self.account(account_id)
         batch = orjson.dumps([change.as_list() for change in changes])
-        result = await self._apply(keys=[k.rev, k.records, k.live, k.dead], args=[now_iso, now_ms, batch])
-        return [int(r) for r in result]
+        result = await self._apply(keys=[k.rev, k.records, k.live, k.dead, k.subscriptions, k.events],
+                                   args=[now_iso, now_ms, batch])
+        *revs, events = (int(r) for r in result)
+        if events:
+            # a hint for webhook workers; the stream entries themselves were written atomically above
+            await self.redis.zadd(self.keys.dirty, {account_id: now_ms})
+        return revs
 
     async def head(self, account_id: str) -> int:
         raw = await self.redis.get(self.account(account_id).rev)

@@ -1,5 +1,5 @@
 -- Apply a batch of changes to one account's mirror, atomically.
--- KEYS: rev, records, live, dead
+-- KEYS: rev, records, live, dead, subscriptions, events
 -- ARGV[1]: now (ISO-8601), ARGV[2]: now (ms), ARGV[3]: a JSON array of changes, each
 --   [id, kind ("u" upsert | "d" delete), hash, native_id, native_version,
 --    body_prefix, body_suffix, created_time, max_rev ("" = no guard)]
@@ -7,7 +7,7 @@
 -- A record is "<rev>|<created_rev>|<D>|<deleted_ms>|<native_version>|<native_id>\n<body>"; a live body
 -- carries the content hash as its "etag" and its "createdTime", so the metadata does not repeat them.
 -- Returns one integer per change: the new revision, 0 when nothing changed,
--- -1 when the guard (the record moved past max_rev) skipped it.
+-- -1 when the guard (the record moved past max_rev) skipped it; then the number of webhook events written.
 
 local function parse(rec)
   local nl = string.find(rec, "\n", 1, true)
@@ -35,7 +35,9 @@ local now_iso, now_ms = ARGV[1], ARGV[2]
 local head = tonumber(redis.call("GET", KEYS[1]) or "0")
 local start_head = head
 local out = {}
-for _, c in ipairs(cjson.decode(ARGV[3])) do
+local changes = cjson.decode(ARGV[3])
+local events = 0
+for _, c in ipairs(changes) do
   local id, kind, hash, nid, nver = c[1], c[2], c[3], c[4], c[5]
   local prefix, suffix, ctime, max_rev = c[6], c[7], c[8], c[9]
   local rec = redis.call("HGET", KEYS[2], id)
@@ -72,5 +74,35 @@ for _, c in ipairs(cjson.decode(ARGV[3])) do
   end
   out[#out + 1] = result
 end
-if head ~= start_head then redis.call("SET", KEYS[1], head) end
+if head ~= start_head then
+  redis.call("SET", KEYS[1], head)
+  -- Webhooks: in this same atomic step, one stream entry per subscription, at most MAX ids each,
+  -- so a crash can never record a change and lose its notification.
+  local subs = redis.call("SMEMBERS", KEYS[5])
+  if #subs > 0 then
+    local MAX = 500
+    local updated, deleted = {}, {}
+    for n, rev in ipairs(out) do
+      if rev > 0 then
+        if changes[n][2] == "u" then updated[#updated + 1] = changes[n][1] else deleted[#deleted + 1] = changes[n][1] end
+      end
+    end
+    local function chunk(list, from)
+      local part = {}
+      for x = from, math.min(#list, from + MAX - 1) do part[#part + 1] = list[x] end
+      return part
+    end
+    local u, d = 1, 1
+    while u <= #updated or d <= #deleted do
+      local up, dp = chunk(updated, u), chunk(deleted, d)
+      u, d = u + #up, d + #dp
+      for _, sub in ipairs(subs) do
+        redis.call("XADD", KEYS[6], "*", "sub", sub, "revision", head,
+                   "updated", cjson.encode(up), "deleted", cjson.encode(dp))
+        events = events + 1
+      end
+    end
+  end
+end
+out[#out + 1] = events
 return out
