@@ -61,4 +61,11 @@ def factories(settings: Settings) -> dict[str, ProviderFactory]:
         out["office365"] = ProviderFactory(
             microsoft.parse_credentials, lambda creds: microsoft.MicrosoftConnector(creds, settings.microsoft),
             MicrosoftOAuth(settings.microsoft))
+    try:
+        from providers.exchange import connector as exchange
+    except ImportError:  # exchangelib is optional
+        pass
+    else:
+        out["exchange"] = ProviderFactory(exchange.parse_credentials,
+                                          lambda creds: exchange.ExchangeConnector(creds, settings.exchange))
     return out

@@ -20,7 +20,7 @@ from gateway.identity import Identity
 from gateway.store.redis_store import RedisStore
 from gateway.sync.connectors import ConnectorPool
 from gateway.sync.locks import account_mutex
-from gateway.sync.mirror import Mirror, contact_id_for, now_iso, prepare, tombstone
+from gateway.sync.mirror import Mirror, now_iso, prepare, tombstone
 from gateway.sync.retry import RetryPolicy
 from providers.base import AuthFailed, ChangePage, Connector, CursorExpired, NotFound, RemoteContact
 
@@ -98,7 +98,8 @@ class Refresher:
             fetch = asyncio.ensure_future(self._fetch(connector, account_id, page.cursor)) if page.more else None
             try:
                 stamp = now_iso()
-                revs = await self.mirror.apply(account_id, [prepare(c, head, stamp) for c in page.changes])
+                prepared = [prepare(c, head, stamp) for c in page.changes]
+                revs = await self.mirror.apply(account_id, prepared)
             except BaseException:
                 if fetch is not None:
                     fetch.cancel()
@@ -106,7 +107,7 @@ class Refresher:
             changed += sum(1 for r in revs if r > 0)
             guarded.update((c.native_id, None) for c, r in zip(page.changes, revs, strict=True) if r < 0)
             if full:
-                seen.update(contact_id_for(c.native_id) for c in page.changes if not c.deleted)
+                seen.update(p.id for p in prepared if p.kind == "u")
             if fetch is None:
                 break
             await self.store.extend_lock(keys.refresh_lock, holder, self.settings.lock_ttl_s)

@@ -5,6 +5,7 @@ Each connector gets the test's own small thread pool (not the process-wide one),
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,3 +63,12 @@ async def make_connector(executor: ThreadPoolExecutor) -> AsyncIterator[Callable
 async def alice(control: Control, make_connector: Callable[..., ExchangeConnector]) -> ExchangeConnector:
     """A connector (page size 10) for a fresh emulator mailbox "alice"."""
     return make_connector(await control.add_user("alice"))
+
+
+
+@pytest.fixture
+def collect_garbage() -> Iterator[None]:
+    """Collect garbage at teardown, after the servers a test started are closed, so that what they leak is
+    reported (and filtered) within that test rather than in whichever test the collector next runs in."""
+    yield
+    gc.collect()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import BasicAuth
 from lxml import etree
 
+from providers.exchange.bench import basic_auth
 from providers.exchange.emulator import EmulatorState
 from providers.exchange.soap import EWS_PATH, SOAP, M, T
 from tests.providers.exchange.ews_helpers import Control
@@ -49,11 +49,11 @@ class Ews:
     """Raw SOAP calls as one mailbox."""
 
     def __init__(self, control: Control, creds: dict[str, str]) -> None:
-        self.client, self.auth = control.client, BasicAuth(creds["username"], creds["password"])
+        self.client, self.auth = control.client, basic_auth(creds["username"], creds["password"])
 
-    async def post(self, body: str, expect: int = 200, auth: BasicAuth | None = None) -> Any:
-        resp = await self.client.post(EWS_PATH, data=envelope(body), auth=auth or self.auth,
-                                      headers={"Content-Type": "text/xml; charset=utf-8"})
+    async def post(self, body: str, expect: int = 200, auth: dict[str, str] | None = None) -> Any:
+        headers = {"Content-Type": "text/xml; charset=utf-8", **(auth or self.auth)}
+        resp = await self.client.post(EWS_PATH, data=envelope(body), headers=headers)
         text = await resp.read()
         assert resp.status == expect, text
         return etree.fromstring(text) if resp.content_type == "text/xml" else None
@@ -67,12 +67,12 @@ async def test_authentication(control: Control) -> None:
     creds = await control.add_user("alice")
     assert creds["ewsUrl"] == str(control.client.make_url(EWS_PATH)) and creds["username"] == "alice@exchange.emulator"
     ews = Ews(control, creds)
-    for auth in (BasicAuth(creds["username"], "wrong"), BasicAuth("mallory", "x")):
-        resp = await control.client.post(EWS_PATH, data=envelope(sync()), auth=auth)
+    bad = [basic_auth(creds["username"], "wrong"), basic_auth("mallory", "x"), {}, {"Authorization": "Basic !!"},
+           {"Authorization": "Bearer unknown"}]
+    for auth in bad:
+        resp = await control.client.post(EWS_PATH, data=envelope(sync()), headers=auth)
         assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic")
-    resp = await control.client.post(EWS_PATH, data=envelope(sync()))
-    assert resp.status == 401
-    assert (await ews.post(sync(), auth=BasicAuth("alice", creds["password"]))) is not None  # plain name too
+    assert (await ews.post(sync(), auth=basic_auth("alice", creds["password"]))) is not None  # plain name too
 
 
 async def test_sync_pages_states_and_expiry(control: Control, state: EmulatorState) -> None:
@@ -155,6 +155,10 @@ async def test_get_item_errors_and_isolation(control: Control) -> None:
     assert msg(await bob.post(get_item(mine))).findtext("m:ResponseCode", None, NS) == "ErrorItemNotFound"
     await control.heal("alice", poisoned)
     assert msg(await alice.post(get_item(poisoned))).get("ResponseClass") == "Success"
+    create = ('<m:CreateItem MessageDisposition="SaveOnly"><m:SavedItemFolderId><t:FolderId Id="AAMkFnope"/>'
+              "</m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>X</t:GivenName></t:Contact></m:Items>"
+              "</m:CreateItem>")
+    assert msg(await alice.post(create)).findtext("m:ResponseCode", None, NS) == "ErrorFolderNotFound"
 
 
 async def test_control_api(control: Control) -> None:

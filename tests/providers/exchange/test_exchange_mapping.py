@@ -8,7 +8,7 @@ from typing import Any
 from exchangelib import HTMLBody
 from exchangelib.items import Contact
 from exchangelib.version import EXCHANGE_2016, Version
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -138,6 +138,7 @@ _SUBSETS = st.fixed_dictionaries({}, optional={
 })
 
 
+@settings(deadline=None, max_examples=60)
 @given(_SUBSETS)
 def test_round_trip_holdable_subsets(data: dict[str, Any]) -> None:
     phones = data.get("phoneNumbers") or []
@@ -146,3 +147,22 @@ def test_round_trip_holdable_subsets(data: dict[str, Any]) -> None:
     contact = ContactInput.model_validate(data)
     assert content_of(via_exchangelib(contact)) == content_of(contact)
     assert content_of(via_emulator_xml(contact)) == content_of(contact)
+
+
+def test_parsing_real_exchange_shapes() -> None:
+    """What real Exchange may send beyond what the emulator renders: HTML notes, property sets by GUID."""
+    xml = f"""<t:Contact xmlns:t="{T}"><t:ItemId Id="AAMk1" ChangeKey="CQ1"/>
+      <t:Body BodyType="HTML">&lt;html&gt;&lt;body&gt;&lt;p&gt;Met &lt;b&gt;twice&lt;/b&gt;&lt;/p&gt;
+        &lt;/body&gt;&lt;/html&gt;</t:Body>
+      <t:ExtendedProperty><t:ExtendedFieldURI PropertySetId="00020329-0000-0000-C000-000000000046"
+        PropertyName="ContactsGatewayAttributes" PropertyType="String"/><t:Value>[{{"name":"k"}}]</t:Value>
+      </t:ExtendedProperty>
+      <t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="14917" PropertyType="String"/><t:Value>Ms.</t:Value>
+      </t:ExtendedProperty>
+      <t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x8005" PropertyType="String"/><t:Value>x</t:Value>
+      </t:ExtendedProperty>
+      <t:CompleteName><t:Title>Ms.</t:Title></t:CompleteName><t:Initials>AL</t:Initials>
+      <t:Birthday>1815-12-10T00:00:00+01:00</t:Birthday></t:Contact>"""
+    contact = fields_to_contact(parse_contact(etree.fromstring(xml)))
+    assert content_of(contact) == {"name": {"prefix": "Ms."}, "notes": "Met twice", "birthday": "1815-12-10",
+                                   "attributes": [{"name": "k"}]}
