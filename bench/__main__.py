@@ -7,13 +7,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import core_bench, google_bench
+from bench import core_bench, exchange_bench, google_bench, microsoft_bench, webhook_bench
 from bench.common import Table
 
 
 async def main(selected: list[str]) -> None:
     table = Table()
-    sections = {"core": core_bench.run, "google": google_bench.run}
+    sections = {"core": core_bench.run, "google": google_bench.run, "microsoft": microsoft_bench.run,
+                "exchange": exchange_bench.run, "webhooks": webhook_bench.run}
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         for name, run in sections.items():
             if selected and name not in selected:

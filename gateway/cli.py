@@ -1,4 +1,4 @@
-"""The `contacts-gateway` command: serve, apps create, emulator."""
+"""The `contacts-gateway` command: serve, worker, apps create, emulator."""
 
 from __future__ import annotations
 
@@ -22,6 +22,31 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or settings.http.port
     web.run_app(create_app(settings), host=host, port=port, print=lambda m: print(m, flush=True))
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from gateway.core import build_core
+    from gateway.runtime import tune_gc
+    from gateway.worker import run_worker
+
+    settings = load_settings()
+    tune_gc()
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        core = build_core(settings)
+        try:
+            await run_worker(core, stop, args.name)
+        finally:
+            await core.aclose()
+        return 0
+
+    return asyncio.run(run())
 
 
 def _apps_create(args: argparse.Namespace) -> int:
@@ -65,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=_serve)
+    worker = sub.add_parser("worker", help="refresh accounts on a schedule and deliver webhooks")
+    worker.add_argument("--name", help="consumer name in Redis (default: host-pid-random)")
+    worker.set_defaults(func=_worker)
     apps = sub.add_parser("apps", help="manage apps (developer API keys)")
     apps_sub = apps.add_subparsers(dest="apps_command", required=True)
     create = apps_sub.add_parser("create", help="create an app and print its clientId and clientSecret")

@@ -107,6 +107,38 @@ class ExchangeSettings(BaseModel):
     page_size: int = Field(512, description="SyncFolderItems MaxChangesReturned (at most 512).")
 
 
+class WebhookSettings(BaseModel):
+    retry_period_s: float = Field(86400.0, description="How long a notification is retried before it is dead-lettered.")
+    backoff_base_s: float = Field(10.0, description="Delay after a subscription's first failed delivery; doubles.")
+    backoff_max_s: float = Field(3600.0, description="Longest delay between two attempts (before jitter).")
+    delivery_timeout_s: float = Field(10.0, description="A consumer must answer a notification within this time.")
+    validation_timeout_s: float = Field(10.0, description="A consumer must answer the validation request within this.")
+    max_ids_per_notification: int = Field(500, ge=1, le=500,
+                                          description="Most contact ids in one notification (the stream holds 500).")
+    allow_private_targets: bool = Field(False, description="Allow private, loopback and link-local notification "
+                                        "URLs (development, tests, the demo).")
+    max_subscriptions_per_account: int = Field(10, ge=1, description="Subscriptions one account may have.")
+    group: str = Field("deliver", description="The Redis consumer group of the per-account event streams.")
+    visibility_timeout_s: float = Field(60.0, description="A notification a worker took and has not settled for "
+                                        "this long is claimed by another worker (its lease).")
+    batch_size: int = Field(100, ge=1, description="Stream entries a worker takes per read.")
+    deliveries_kept: int = Field(100, ge=1, description="Recent delivery attempts kept per subscription.")
+    dead_letter_max: int = Field(10000, ge=1, description="Dead-lettered notifications kept per account (about).")
+
+
+class WorkerSettings(BaseModel):
+    refresh_interval_s: float = Field(60.0, description="A worker refreshes each account at least this often.")
+    refresh_concurrency: int = Field(4, ge=1, description="Accounts one worker refreshes at once.")
+    delivery_concurrency: int = Field(16, ge=1, description="Accounts one worker delivers to at once.")
+    poll_interval_s: float = Field(0.2, description="How often an idle worker looks for new notifications.")
+    sweep_interval_s: float = Field(30.0, description="How often a worker checks every account with subscriptions, "
+                                    "besides the accounts hinted as changed.")
+    reauth_backoff_s: float = Field(300.0, description="First wait before retrying an account whose credentials "
+                                    "failed; doubles.")
+    reauth_backoff_max_s: float = Field(86400.0, description="Longest wait between such retries.")
+    throttle_backoff_s: float = Field(60.0, description="Wait after a provider throttled or failed without a hint.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_nested_delimiter="__", toml_file=DEFAULT_CONFIG, extra="ignore"
@@ -119,6 +151,8 @@ class Settings(BaseSettings):
     google: GoogleSettings = GoogleSettings()  # type: ignore[call-arg]
     microsoft: MicrosoftSettings = MicrosoftSettings()  # type: ignore[call-arg]
     exchange: ExchangeSettings = ExchangeSettings()  # type: ignore[call-arg]
+    webhooks: WebhookSettings = WebhookSettings()  # type: ignore[call-arg]
+    worker: WorkerSettings = WorkerSettings()  # type: ignore[call-arg]
 
     @classmethod
     def settings_customise_sources(

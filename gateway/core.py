@@ -1,4 +1,4 @@
-"""The core every API face and the worker share: store, identity, mirror, feed, refresher, writer."""
+"""The core every API face and the worker share: store, identity, mirror, feed, refresher, writer, webhooks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gateway.sync.retry import RetryPolicy
 from gateway.sync.sessions import DeviceSessions
 from gateway.sync.single_feed import SingleTokenFeed
 from gateway.sync.writes import Writer
+from gateway.webhooks.subscriptions import Subscriptions
 from providers import ProviderFactory, factories
 
 
@@ -33,6 +34,7 @@ class Core:
     writer: Writer
     single_feed: SingleTokenFeed
     sessions: DeviceSessions
+    webhooks: Subscriptions
 
     async def aclose(self) -> None:
         await self.refresher.aclose()
@@ -58,5 +60,6 @@ def build_core(settings: Settings, extra_factories: dict[str, ProviderFactory] |
     single_feed = SingleTokenFeed(store, delta_ttl_s=2 * sync.tombstone_retention_s,
                                   page_ttl_s=sync.page_token_ttl_s)
     sessions = DeviceSessions(store, sync.session_idle_s, sync.max_sessions, sync.session_page_size)
+    webhooks = Subscriptions(handle.client, keys, settings.webhooks)
     return Core(settings, handle, store, identity, mirror, feed, connectors, refresher, writer, single_feed,
-                sessions)
+                sessions, webhooks)

@@ -2,8 +2,10 @@
 
 It runs everything in one process on the embedded Redis (its own data directory,
 var/demo, emptied at each start): the provider emulators with a seeded mailbox
-each, the gateway pointed at them, a demo app and one connected account per
-provider. It writes var/demo.json and prints curl commands for the sync flow.
+each, the gateway pointed at them, one worker (scheduled refreshes, webhook
+delivery), a small webhook consumer on 127.0.0.1:8093 that prints what it
+receives, a demo app and one connected account per provider. It writes
+var/demo.json and prints curl commands for the sync flow and for webhooks.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.config import Settings, load_settings
 from gateway.core import build_core
+from gateway.worker import run_worker
 
 DEMO_DIR = Path("var")
 SEED_COUNT = 250
+CONSUMER_PORT = 8093
 
 
 @dataclass
@@ -46,6 +50,19 @@ class Emulator:
     start: Callable[[Settings, int], Awaitable[Started]]
 
 
+async def _listen(runner: web.AppRunner, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+    """Serve on 127.0.0.1:port, or on a free port when that one is taken; returns the port."""
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
+        await site.start()
+    except OSError:
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        await site.start()
+    server = site._server
+    assert server is not None
+    return int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+
 async def start_google(settings: Settings, port: int) -> Started:
     from providers.google.emulator import EmulatorState
     from providers.google.emulator import create_app as google_app
@@ -53,8 +70,7 @@ async def start_google(settings: Settings, port: int) -> Started:
     state = EmulatorState()
     runner = web.AppRunner(google_app(state))
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{await _listen(runner, port)}"
     g = settings.google
     g.api_base, g.token_url, g.authorize_url = f"{url}/", f"{url}/token", f"{url}/o/oauth2/v2/auth"
     g.client_id, g.client_secret = state.client_id, state.client_secret
@@ -71,15 +87,25 @@ async def start_microsoft(settings: Settings, port: int) -> Started:
     context, ca_path = server_context(DEMO_DIR / "demo" / "msgraph-ca.pem")
     runner = web.AppRunner(graph_app(state))
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    url = f"https://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{await _listen(runner, port, context)}"
     m = settings.microsoft
     m.authority, m.graph_base, m.ca_bundle = f"{url}/common", f"{url}/v1.0", str(ca_path)
     m.client_id, m.client_secret = state.client_id, state.client_secret
     return Started(runner, url, client_context(ca_path))
 
 
-EMULATORS = [Emulator("google", 8091, start_google), Emulator("office365", 8092, start_microsoft)]
+async def start_exchange(settings: Settings, port: int) -> Started:
+    """EWS on plain HTTP: the account's credentials carry the ewsUrl, so the gateway needs no setting."""
+    from providers.exchange.emulator import EmulatorState
+    from providers.exchange.emulator import create_app as ews_app
+
+    runner = web.AppRunner(ews_app(EmulatorState()))
+    await runner.setup()
+    return Started(runner, f"http://127.0.0.1:{await _listen(runner, port)}")
+
+
+EMULATORS = [Emulator("google", 8091, start_google), Emulator("office365", 8092, start_microsoft),
+             Emulator("exchange", 8094, start_exchange)]
 
 
 async def _clear_demo_data(settings: Settings) -> None:
@@ -116,9 +142,41 @@ async def _connect(session: aiohttp.ClientSession, base: str, basic: str, emulat
             "user": user, "emulatorUrl": emulator_url}
 
 
+async def start_consumer(signing_secret: str, port: int) -> tuple[web.AppRunner, str]:
+    """A webhook consumer for the demo: answers the validation handshake, verifies and prints notifications.
+
+    On `port`, or on a free port when that one is taken; returns the runner and the consumer's URL.
+    """
+    from gateway.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+    async def hook(request: web.Request) -> web.Response:
+        if "validationToken" in request.query:
+            return web.Response(text=request.query["validationToken"], content_type="text/plain")
+        raw = await request.read()
+        ok = verify(signing_secret, request.headers.get(TIMESTAMP_HEADER, ""), raw,
+                    request.headers.get(SIGNATURE_HEADER, ""))
+        note = json.loads(raw)
+        changes = note["changes"]
+        print(f"webhook {note['id']}: revision {note['revision']}, {len(changes['updated'])} updated, "
+              f"{len(changes['deleted'])} deleted, signature {'ok' if ok else 'BAD'}", flush=True)
+        return web.Response(status=200 if ok else 401)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, bound = runner.addresses[0][:2]
+    return runner, f"http://{host}:{bound}/hook"
+
+
 def _print_guide(demo: dict[str, Any]) -> None:
     base, first = demo["baseUrl"], demo["accounts"][0]
     token = first["accessToken"]
+    hook, basic, account = demo["webhookUrl"], f"{demo['clientId']}:{demo['clientSecret']}", first["accountId"]
     print(f"""
 Contacts Gateway demo is running on {base} (Ctrl-C stops it). Everything is in var/demo.json.
 
@@ -143,6 +201,11 @@ Contacts Gateway demo is running on {base} (Ctrl-C stops it). Everything is in v
   curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
        -d '{{"name": {{"givenName": "Ada"}}, "emailAddresses": [{{"address": "ada@example.com", "type": "work"}}]}}' \\
        '{base}/v1/contacts' -i
+
+  # webhooks: subscribe the demo consumer (it prints each notification here), then change something (step 3)
+  curl -s -u '{basic}' -H 'Content-Type: application/json' \\
+       -d '{{"accountId": "{account}", "resource": "/contacts", "notificationUrl": "{hook}"}}' \\
+       '{base}/v1/subscriptions'
 """, flush=True)
 
 
@@ -154,6 +217,8 @@ async def run_demo(host: str, port: int) -> None:
     else:
         settings.redis.embedded_dir = str(DEMO_DIR / "demo")
     settings.sync.refresh_interval_s = 2.0
+    settings.worker.refresh_interval_s = 2.0  # the worker pulls every account this often
+    settings.webhooks.allow_private_targets = True  # the demo consumer is on 127.0.0.1
     await _clear_demo_data(settings)
     started: dict[str, Started] = {}
     for emulator in EMULATORS:
@@ -172,17 +237,22 @@ async def run_demo(host: str, port: int) -> None:
     async with aiohttp.ClientSession() as session:
         accounts = [await _connect(session, base, basic, started[e.service_type], e.service_type,
                                    f"demo-{e.service_type}@example.com") for e in EMULATORS]
+    consumer, hook = await start_consumer(app_record.signing_secret, CONSUMER_PORT)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(core, stop, "demo-worker"))
     demo = {"baseUrl": base, "clientId": app_record.client_id, "clientSecret": secret,
-            "signingSecret": app_record.signing_secret, "accounts": accounts}
+            "signingSecret": app_record.signing_secret, "webhookUrl": hook,
+            "accounts": accounts}
     DEMO_DIR.mkdir(exist_ok=True)
     (DEMO_DIR / "demo.json").write_text(json.dumps(demo, indent=2) + "\n")
     _print_guide(demo)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await worker
     await gateway.cleanup()
+    await consumer.cleanup()
     for emulator in started.values():
         await emulator.runner.cleanup()
     await core.aclose()

@@ -88,6 +88,31 @@ class AccountKeys:
         """String: the state of one delta or page token."""
         return f"{self.base}:tok:{token}"
 
+    # -- webhooks (gateway/webhooks/) -----------------------------------------------
+
+    def subscription(self, subscription_id: str) -> str:
+        """Hash: one webhook subscription (app, url, resource, active, failure state)."""
+        return f"{self.base}:sub:{subscription_id}"
+
+    def deliveries(self, subscription_id: str) -> str:
+        """List: a subscription's recent delivery attempts, newest first (JSON each)."""
+        return f"{self.base}:sub:{subscription_id}:log"
+
+    @property
+    def retries(self) -> str:
+        """Sorted set: event stream entry id -> when it is next due (ms); a taken entry's lease."""
+        return f"{self.base}:wh:retry"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream: notifications given up on after the retry period."""
+        return f"{self.base}:wh:dead"
+
+    @property
+    def delivery_lock(self) -> str:
+        """Lock: the worker delivering this account's notifications."""
+        return f"{self.base}:lock:deliver"
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -117,3 +142,21 @@ class Keys:
     def all_accounts(self) -> str:
         """Set: every connected account id (workers walk it to schedule refreshes)."""
         return f"{self.prefix}:accounts"
+
+    def app_subscriptions(self, client_id: str) -> str:
+        """Hash: the app's subscription ids -> their account id (lookup and ownership)."""
+        return f"{self.prefix}:app:{client_id}:subs"
+
+    def app_subscription_ids(self, client_id: str) -> str:
+        """Sorted set (all scores 0): the app's subscription ids, for paging in id (creation) order."""
+        return f"{self.prefix}:app:{client_id}:subs:ids"
+
+    @property
+    def webhook_accounts(self) -> str:
+        """Set: accounts with at least one subscription (workers sweep them)."""
+        return f"{self.prefix}:wh:accounts"
+
+    @property
+    def webhook_due(self) -> str:
+        """Sorted set: account id -> when its earliest webhook retry is due (ms; a hint for workers)."""
+        return f"{self.prefix}:wh:due"
