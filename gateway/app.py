@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.api import accounts, auth_flow, contacts, device_sync, docs, health, sync, sync_tokens
+from gateway.api import accounts, auth_flow, contacts, device_sync, docs, health, subscriptions, sync, sync_tokens
 from gateway.api.common import CORE
 from gateway.api.middleware import errors_middleware
 from gateway.config import Settings
@@ -16,7 +16,7 @@ from gateway.core import Core, build_core
 def create_app(settings: Settings, core: Core | None = None) -> web.Application:
     """The gateway app. Give `core` to share one (tests, the demo); otherwise it is built at start-up."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=settings.http.max_body_bytes)
-    for face in (health, accounts, auth_flow, sync, contacts, sync_tokens, device_sync, docs):
+    for face in (health, accounts, auth_flow, sync, contacts, sync_tokens, device_sync, subscriptions, docs):
         app.router.add_routes(face.routes)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

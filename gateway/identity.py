@@ -80,7 +80,7 @@ class Identity:
         return App(client_id, name, signing), secret
 
     async def check_app(self, client_id: str, secret: str) -> App | None:
-        if not client_id or len(client_id) > 64:
+        if not client_id or len(client_id) > 64 or not (client_id + secret).isascii():
             return None
         raw = await self.redis.hgetall(self.keys.app(client_id))
         if not raw or not hmac.compare_digest(raw[b"secret"].decode(), digest(secret)):
@@ -114,7 +114,7 @@ class Identity:
                        raw[b"created"].decode(), raw.get(b"user", b"").decode())
 
     async def account_for_token(self, token: str) -> Account | None:
-        if not token or len(token) > 128:
+        if not token or len(token) > 128 or not token.isascii():
             return None
         account_id = await self.redis.get(self.keys.access_token(digest(token)))
         return await self.account(account_id.decode()) if account_id else None

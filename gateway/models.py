@@ -29,9 +29,10 @@ MAX_ITEMS = 50
 MAX_KEYWORDS = 100
 
 Short = Annotated[str, StringConstraints(max_length=MAX_SHORT)]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+# Explicit classes, not \d or \s: pydantic reads those as Unicode classes, JSON Schema (ECMA-262) does not.
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@ \t\n\r\f\v]+@[^@ \t\n\r\f\v]+$")]
 Phone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Birthday = Annotated[str, StringConstraints(pattern=r"^(\d{4}|-)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+Birthday = Annotated[str, StringConstraints(pattern=r"^([0-9]{4}|-)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT)]
 
 

@@ -68,7 +68,7 @@ async def basic_app(request: web.Request) -> App:
                        headers=challenge)
     try:
         client_id, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII base64 input; UnicodeDecodeError is one too
         raise ApiError(401, "unauthorized", "Malformed Basic credentials.", headers=challenge) from None
     app = await request.app[CORE].identity.check_app(client_id, secret)
     if app is None:
@@ -88,7 +88,7 @@ def page_size(request: web.Request, default: int = 100, maximum: int = 1000, nam
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise ApiError(400, "validation_error", f"{name} must be an integer from 1 to {maximum}.", field=name)
     return int(raw)
 

@@ -4,20 +4,24 @@
     GET /api-docs/ui                Swagger UI over that document
     GET /api-docs/assets/{asset}    Swagger UI's own files, from the `swagger-ui-py` package (no CDN)
 
-The description is written by hand (it carries the prose, the error codes per operation and the
-response headers, which no model knows) and tests keep it true instead of a generator:
+The description is written by hand: it carries what no model knows (the prose, the error codes each
+operation answers, the response headers). Tests keep it true rather than a generator:
 
-- tests/docs/test_spec.py: it validates as OpenAPI 3.1; every route of the aiohttp router is
-  documented with the same method and path template, and nothing else is; the Contact schemas match
-  `ContactInput.model_json_schema()` field by field (bounds, patterns, enums, required, extra fields
-  forbidden), so a change to gateway/models.py fails there until the YAML follows.
-- tests/docs/test_schemathesis.py: schemathesis drives every operation of the running app over a real
-  port with real credentials and checks that no response is a 5xx and that every response (status,
-  headers, content type, body) matches this description.
-- tests/docs/test_ui.py: headless Chromium renders /api-docs/ui and lists the operations.
+- tests/docs/test_docs_spec.py: it validates as OpenAPI 3.1; the aiohttp router's routes and the
+  documented operations are the same set (method and path template); the ContactInput/Contact schemas
+  equal `ContactInput.model_json_schema()` field by field (bounds, patterns, enums, required fields,
+  extra fields forbidden), so a change to gateway/models.py fails there until the YAML follows; every
+  operation documents its 401/400/413 and the X-Request-Id header.
+- tests/docs/test_docs_schemathesis.py: schemathesis drives every operation of the app served on a
+  real port, with real credentials, and checks that no response is a 5xx and that each one (status,
+  content type, headers, body) matches the description; and POST /v1/contacts accepts exactly the
+  bodies the ContactInput schema allows.
+- tests/docs/test_docs_scenarios.py: each documented (operation, status) of these faces is provoked
+  for real and checked the same way.
+- tests/docs/test_docs_ui.py: headless Chromium renders /api-docs/ui and lists every operation.
 
-The page's Content-Security-Policy only allows the gateway's own origin, so nothing it renders can
-reach out to a CDN (Swagger UI's online validator is switched off as well).
+The page's Content-Security-Policy allows only the gateway's own origin, so nothing it renders can
+reach a CDN; Swagger UI's online validator badge is switched off too.
 """
 
 from __future__ import annotations
@@ -49,12 +53,44 @@ CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 
        "frame-ancestors 'none'")
 
 
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
 def load_spec() -> dict[str, Any]:
-    """The OpenAPI document as a dict (a fresh copy on each call: tests may change theirs)."""
+    """The OpenAPI document as a dict (a fresh one on each call: tests may change theirs).
+
+    Parameters shared by a path item are written once in the YAML and copied into each of its
+    operations here (an operation's own parameter of the same name and location wins, as OpenAPI
+    says): the same description, in the form Swagger UI 5 renders, since it leaves `$ref`s in
+    path-level parameters of a 3.1 document unresolved.
+    """
     text = resources.files("gateway.openapi").joinpath("openapi.yaml").read_text(encoding="utf-8")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     spec: dict[str, Any] = yaml.load(text, Loader=loader)
+    for section in ("paths", "webhooks"):
+        for item in (spec.get(section) or {}).values():
+            _push_down_parameters(spec, item)
     return spec
+
+
+def _parameter_key(spec: dict[str, Any], parameter: dict[str, Any]) -> tuple[str, str]:
+    while "$ref" in parameter:
+        target: Any = spec
+        for part in parameter["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        parameter = target
+    return parameter["name"], parameter["in"].lower()
+
+
+def _push_down_parameters(spec: dict[str, Any], item: dict[str, Any]) -> None:
+    shared = item.pop("parameters", None) or []
+    for method in METHODS:
+        operation = item.get(method)
+        if operation is None or not shared:
+            continue
+        own = operation.get("parameters", [])
+        overridden = {_parameter_key(spec, p) for p in own}
+        operation["parameters"] = [p for p in shared if _parameter_key(spec, p) not in overridden] + own
 
 
 SPEC_JSON: bytes = orjson.dumps(load_spec())

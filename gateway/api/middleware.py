@@ -29,13 +29,15 @@ def _error(request_id: str, status: int, code: str, message: str, headers: dict[
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id", "")[:64]
+    request_id = given if given.isascii() and given.isprintable() and given else uuid.uuid4().hex
     try:
         response = await handler(request)
     except ApiError as exc:
         return _error(request_id, exc.status, exc.code, exc.message, exc.headers, **exc.extra)
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400:  # a redirect: it carries the request id too
+            exc.headers["X-Request-Id"] = request_id
             raise
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None

@@ -174,7 +174,7 @@ class DeviceSessions:
         best: dict[str, int] = {}
         for key in keys:
             contact_id, _, rev = key.rpartition(".")
-            if not contact_id or not rev.isdigit() or len(key) > 80:
+            if not contact_id or not (rev.isascii() and rev.isdigit()) or len(key) > 80:
                 raise ValueError(key)
             best[contact_id] = max(best.get(contact_id, 0), int(rev))
         if not best:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,14 @@ async def connect(ms_settings: MicrosoftSettings) -> AsyncIterator[Callable[...,
 async def alice(control: Control, connect: Callable[..., MicrosoftConnector]) -> MicrosoftConnector:
     """A delegated connector for a fresh emulator user "alice"."""
     return connect({"refreshToken": await control.add_user("alice")})
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect cycles at the end of each test, so a socket left unclosed is reported by the test that left it.
+
+    Without this, a ResourceWarning from a connection abandoned in one test (msal's requests session, the
+    TLS emulator) could surface at a random later garbage collection and fail an innocent test.
+    """
+    yield
+    gc.collect()
