@@ -68,9 +68,13 @@ def build_msal_app(settings: MicrosoftSettings,
     session.trust_env = False  # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE would override verify
     session.verify = settings.ca_bundle or True
     microsoft_cloud = urlsplit(authority).hostname in msal.authority.WELL_KNOWN_AUTHORITY_HOSTS
-    app = msal.ConfidentialClientApplication(
-        settings.client_id, client_credential=settings.client_secret, authority=authority,
-        http_client=session, timeout=HTTP_TIMEOUT_S, instance_discovery=None if microsoft_cloud else False)
+    try:
+        app = msal.ConfidentialClientApplication(
+            settings.client_id, client_credential=settings.client_secret, authority=authority,
+            http_client=session, timeout=HTTP_TIMEOUT_S, instance_discovery=None if microsoft_cloud else False)
+    except BaseException:
+        session.close()  # msal refused the authority: nobody else will close its connection
+        raise
     return app, session
 
 
