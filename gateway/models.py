@@ -15,7 +15,7 @@ import hashlib
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 #: The one type vocabulary every provider maps to (emails, phones, addresses, urls).
 ContactType = Literal[
@@ -150,3 +150,33 @@ def canonical_json(content: dict[str, Any]) -> bytes:
 def content_hash(canonical: bytes) -> str:
     """A stable digest of canonical content JSON: the contact's ETag."""
     return hashlib.blake2b(canonical, digest_size=12).hexdigest()
+
+
+def _accepts(data: dict[str, Any]) -> bool:
+    try:
+        ContactInput.model_validate(data)
+    except ValidationError:
+        return False
+    return True
+
+
+def provider_contact(data: dict[str, Any]) -> ContactInput:
+    """A contact read from a provider: validated whole, else kept part by part and item by item.
+
+    Providers hold data our client-facing bounds would refuse (an email without "@", too many
+    phones); one odd value must not stop a whole contact, let alone a sync, from arriving.
+    """
+    try:
+        return ContactInput.model_validate(data)
+    except ValidationError:
+        pass
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        if _accepts({key: value}):
+            kept[key] = value
+        elif isinstance(value, list):
+            limit = MAX_KEYWORDS if key == "keywords" else MAX_ITEMS
+            kept[key] = [item for item in value if _accepts({key: [item]})][:limit]
+        elif isinstance(value, dict):
+            kept[key] = {k: v for k, v in value.items() if _accepts({key: {k: v}})}
+    return ContactInput.model_validate(kept)

@@ -49,9 +49,8 @@ from exchangelib.ewsdatetime import EWSDate
 from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import Contact
-from pydantic import ValidationError
 
-from gateway.models import MAX_ITEMS, MAX_KEYWORDS, ContactInput
+from gateway.models import ContactInput, provider_contact
 
 #: unified field path -> (exchangelib Contact attribute path, EWS element or property).
 FIELD_MAP: dict[str, tuple[str, str]] = {
@@ -301,10 +300,7 @@ def fields_to_contact(fields: EwsFields) -> ContactInput:
         "attributes": _attributes(fields.get("gateway_attributes")),
     }
     data = _prune(data)
-    try:
-        return ContactInput.model_validate(data)
-    except ValidationError:
-        return _lenient(data)
+    return provider_contact(data)
 
 
 def _prune(value: Any) -> Any:
@@ -315,24 +311,3 @@ def _prune(value: Any) -> Any:
         return [v for v in (_prune(i) for i in value) if v not in (None, "", [], {})]
     return value
 
-
-def _valid(data: dict[str, Any]) -> bool:
-    try:
-        ContactInput.model_validate(data)
-    except ValidationError:
-        return False
-    return True
-
-
-def _lenient(data: dict[str, Any]) -> ContactInput:
-    """Keep what the unified model accepts, part by part and item by item."""
-    kept: dict[str, Any] = {}
-    for key, value in data.items():
-        if _valid({key: value}):
-            kept[key] = value
-        elif isinstance(value, list):
-            limit = MAX_KEYWORDS if key == "keywords" else MAX_ITEMS
-            kept[key] = [item for item in value if _valid({key: [item]})][:limit]
-        elif isinstance(value, dict):
-            kept[key] = {k: v for k, v in value.items() if _valid({key: {k: v}})}
-    return ContactInput.model_validate(kept)

@@ -31,9 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any, get_args
 
-from pydantic import ValidationError
-
-from gateway.models import MAX_ITEMS, MAX_KEYWORDS, ContactInput, ContactType
+from gateway.models import ContactInput, ContactType, provider_contact
 
 #: unified field path -> Person field path ("[0]" singletons are the first entry of a Person list).
 FIELD_MAP: dict[str, str] = {
@@ -231,29 +229,5 @@ def person_to_contact(person: dict[str, Any]) -> ContactInput:
     data["birthday"] = _birthday_of(_first(person.get("birthdays")).get("date"))
     data["keywords"] = _keywords(person.get("memberships"))
     data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
-    try:
-        return ContactInput.model_validate(data)
-    except ValidationError:
-        return _lenient(data)
+    return provider_contact(data)
 
-
-def _valid(data: dict[str, Any]) -> bool:
-    try:
-        ContactInput.model_validate(data)
-    except ValidationError:
-        return False
-    return True
-
-
-def _lenient(data: dict[str, Any]) -> ContactInput:
-    """Keep what the unified model accepts, part by part and item by item."""
-    kept: dict[str, Any] = {}
-    for key, value in data.items():
-        if _valid({key: value}):
-            kept[key] = value
-        elif isinstance(value, list):
-            limit = MAX_KEYWORDS if key == "keywords" else MAX_ITEMS
-            kept[key] = [item for item in value if _valid({key: [item]})][:limit]
-        elif isinstance(value, dict):
-            kept[key] = {k: v for k, v in value.items() if _valid({key: {k: v}})}
-    return ContactInput.model_validate(kept)

@@ -40,9 +40,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
-from gateway.models import MAX_ITEMS, MAX_KEYWORDS, ContactInput
+from gateway.models import ContactInput, provider_contact
 
 #: unified field path -> Graph contact property ("[type=x]": the unified items of that type).
 FIELD_MAP: dict[str, str] = {
@@ -269,29 +267,5 @@ def graph_to_contact(item: dict[str, Any], folder: str | None = None) -> Contact
         "attributes": [{"name": FOLDER_ATTRIBUTE, "value": folder}] if folder else [],
     }
     data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
-    try:
-        return ContactInput.model_validate(data)
-    except ValidationError:
-        return _lenient(data)
+    return provider_contact(data)
 
-
-def _valid(data: dict[str, Any]) -> bool:
-    try:
-        ContactInput.model_validate(data)
-    except ValidationError:
-        return False
-    return True
-
-
-def _lenient(data: dict[str, Any]) -> ContactInput:
-    """Keep what the unified model accepts, part by part and item by item."""
-    kept: dict[str, Any] = {}
-    for key, value in data.items():
-        if _valid({key: value}):
-            kept[key] = value
-        elif isinstance(value, list):
-            limit = MAX_KEYWORDS if key == "keywords" else MAX_ITEMS
-            kept[key] = [item for item in value if _valid({key: [item]})][:limit]
-        elif isinstance(value, dict):
-            kept[key] = {k: v for k, v in value.items() if _valid({key: {k: v}})}
-    return ContactInput.model_validate(kept)
