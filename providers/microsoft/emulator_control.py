@@ -11,46 +11,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
 from aiohttp import web
-from pydantic import ValidationError
 
 from gateway.models import WRITABLE_FIELDS, ContactInput
+from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
+from providers.control_kit import fault_fields
+from providers.control_kit import http_error as _http_error
+from providers.control_kit import json_response as _json
+from providers.control_kit import parse_contact as _contact
+from providers.control_kit import read_body as _body
 from providers.microsoft.emulator_state import STATE, ContactRecord, EmulatorState, Fault, Folder, Mailbox
 from providers.microsoft.mapping import contact_to_graph, folder_of, graph_to_contact
 from providers.microsoft.seed import generate
 
-_SERVER_FIELDS = frozenset({"id", "etag", "createdTime", "lastModifiedTime"})
 _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 MAX_SEED = 100_000
-
-
-def _http_error(status: int, message: str) -> web.HTTPException:
-    """A JSON control-API error, to raise."""
-    error_class = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}[status]
-    return error_class(text=orjson.dumps({"error": message}).decode(), content_type="application/json")
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise _http_error(400, "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _http_error(400, "the body must be a JSON object")
-    return body
-
-
-def _contact(data: dict[str, Any]) -> ContactInput:
-    """Unified Contact JSON (server-owned fields ignored) as a validated ContactInput."""
-    try:
-        return ContactInput.model_validate({k: v for k, v in data.items() if k not in _SERVER_FIELDS})
-    except ValidationError as exc:
-        raise _http_error(400, f"invalid contact: {exc.errors(include_url=False)}") from None
 
 
 def _mailbox(request: web.Request) -> tuple[EmulatorState, Mailbox]:
@@ -148,20 +123,11 @@ async def _expire_cursors(request: web.Request) -> web.Response:
 
 
 async def _add_fault(request: web.Request) -> web.Response:
-    body = await _body(request)
     try:
-        pattern = re.compile(body["path"])
-        status, times = body.get("status"), body.get("times", 1)
-        delay_ms, retry_after = body.get("delayMs") or 0, body.get("retryAfter")
-        if status is not None and not (isinstance(status, int) and 100 <= status <= 599):
-            raise ValueError("status must be an HTTP status code or null")
-        if not isinstance(times, int) or times < 1 or not isinstance(delay_ms, int | float) or delay_ms < 0:
-            raise ValueError("times must be >= 1 and delayMs >= 0")
-        if retry_after is not None and not isinstance(retry_after, int | float):
-            raise ValueError("retryAfter must be a number of seconds or null")
-    except (KeyError, TypeError, ValueError, re.error) as exc:
+        fields = fault_fields(await _body(request))
+    except (TypeError, ValueError, re.error) as exc:
         raise _http_error(400, f"invalid fault: {exc}") from None
-    request.app[STATE].faults.append(Fault(pattern, status or None, times, int(delay_ms), retry_after))
+    request.app[STATE].faults.append(Fault(*fields))
     return web.Response(status=204)
 
 

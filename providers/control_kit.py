@@ -1,0 +1,65 @@
+"""What the three emulators' control APIs (/_control, EMULATORS.md) share: JSON in and out, errors, faults.
+
+Each provider's emulator_control.py keeps only what is its own (users, native ids, folders, seeding).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.models import ContactInput
+
+SERVER_FIELDS = frozenset({"id", "etag", "createdTime", "lastModifiedTime"})
+
+
+def http_error(status: int, message: str) -> web.HTTPException:
+    """A JSON control-API error, to raise."""
+    error_class = {400: web.HTTPBadRequest, 404: web.HTTPNotFound}[status]
+    return error_class(text=orjson.dumps({"error": message}).decode(), content_type="application/json")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The JSON object of a request; an empty body is an empty object."""
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise http_error(400, "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise http_error(400, "the body must be a JSON object")
+    return body
+
+
+def parse_contact(data: dict[str, Any]) -> ContactInput:
+    """Unified Contact JSON (server-owned fields ignored) as a validated ContactInput."""
+    try:
+        return ContactInput.model_validate({k: v for k, v in data.items() if k not in SERVER_FIELDS})
+    except ValidationError as exc:
+        raise http_error(400, f"invalid contact: {exc.errors(include_url=False)}") from None
+
+
+def fault_fields(body: dict[str, Any], default_path: str | None = None) -> tuple[re.Pattern[str], int | None, int,
+                                                                                   int, float | None]:
+    """(path pattern, status, times, delayMs, retryAfter) of a fault spec; ValueError (etc.) when invalid."""
+    path = body.get("path") or default_path
+    if path is None:
+        raise ValueError("path is required")
+    pattern = re.compile(path)
+    status, times = body.get("status"), body.get("times", 1)
+    delay_ms, retry_after = body.get("delayMs") or 0, body.get("retryAfter")
+    if status is not None and not (isinstance(status, int) and 100 <= status <= 599):
+        raise ValueError("status must be an HTTP status code or null")
+    if not isinstance(times, int) or times < 1 or not isinstance(delay_ms, int | float) or delay_ms < 0:
+        raise ValueError("times must be >= 1 and delayMs >= 0")
+    if retry_after is not None and not isinstance(retry_after, int | float):
+        raise ValueError("retryAfter must be a number of seconds or null")
+    return pattern, status or None, times, int(delay_ms), retry_after
