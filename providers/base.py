@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from gateway.models import ContactInput
 
@@ -56,6 +58,26 @@ class NotFound(ProviderError):
 
 class CursorExpired(ProviderError):
     pass
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP Retry-After value in seconds (delta-seconds or an HTTP date); None when absent or unreadable.
+
+    Every connector reads the provider's hint with this, so Throttled/Unavailable.retry_after mean the same.
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(slots=True)

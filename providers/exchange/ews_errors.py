@@ -46,6 +46,7 @@ from providers.base import (
     ProviderError,
     Throttled,
     Unavailable,
+    retry_after_seconds,
 )
 
 #: Errors of the whole request, never of one item: a batch GetItem failing so is not retried item by item.
@@ -71,13 +72,6 @@ class HttpFailure(Exception):
         self.status, self.retry_after = status, retry_after
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 class FailFastPolicy(FailFast):
     """exchangelib's FailFast, except that an HTTP failure leaves as HttpFailure.
 
@@ -90,7 +84,7 @@ class FailFastPolicy(FailFast):
         status = int(response.status_code)
         if status == 200 or (status == 500 and response.content and is_xml(response.content)):
             return
-        raise HttpFailure(status, _retry_after(response.headers.get("Retry-After")), response.text[:200])
+        raise HttpFailure(status, retry_after_seconds(response.headers.get("Retry-After")), response.text[:200])
 
 
 def _http_error(exc: HttpFailure) -> ProviderError:

@@ -26,8 +26,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import google_auth_httplib2
@@ -51,6 +49,7 @@ from providers.base import (
     RemoteContact,
     Throttled,
     Unavailable,
+    retry_after_seconds,
 )
 from providers.google.mapping import PERSON_FIELDS, contact_to_person, person_to_contact, update_person_fields
 
@@ -97,21 +96,8 @@ def parse_credentials(raw: dict[str, Any]) -> dict[str, str]:
 # --- errors --------------------------------------------------------------------------------------------
 
 def _retry_after(resp: Any) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    value = resp.get("retry-after") if hasattr(resp, "get") else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """The Retry-After of an httplib2 response (a dict of lowercased headers)."""
+    return retry_after_seconds(resp.get("retry-after") if hasattr(resp, "get") else None)
 
 
 def _error_body(content: bytes) -> dict[str, Any]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -30,6 +28,7 @@ from providers.base import (
     ProviderError,
     Throttled,
     Unavailable,
+    retry_after_seconds,
 )
 from providers.microsoft.auth import TokenEndpointDown, TokenError, TokenSource
 
@@ -57,21 +56,8 @@ class GraphHTTPError(Exception):
 
 
 def retry_after(headers: Any) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """The Retry-After of a Graph or token-endpoint answer's headers."""
+    return retry_after_seconds(headers.get("Retry-After") if headers is not None else None)
 
 
 def _graph_error(exc: GraphHTTPError) -> ProviderError:
