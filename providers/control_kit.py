@@ -6,6 +6,7 @@ Each provider's emulator_control.py keeps only what is its own (users, native id
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,6 +14,29 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.models import ContactInput
+
+
+@dataclass(slots=True)
+class Fault:
+    """An injected failure: the next `times` requests whose path matches fail (or wait) so."""
+
+    pattern: re.Pattern[str]
+    status: int | None
+    times: int
+    delay_ms: int = 0
+    retry_after: float | None = None
+
+
+def take_fault(faults: list[Fault], path: str) -> Fault | None:
+    """The first fault matching `path`, consuming one of its `times`."""
+    for fault in faults:
+        if fault.pattern.search(path):
+            fault.times -= 1
+            if fault.times <= 0:
+                faults.remove(fault)
+            return fault
+    return None
+
 
 SERVER_FIELDS = frozenset({"id", "etag", "createdTime", "lastModifiedTime"})
 

@@ -9,21 +9,16 @@ birthdays. `folder_of` spreads contacts over the Contacts folder and named subfo
 from __future__ import annotations
 
 import random
-import unicodedata
 from typing import Any
 
 from gateway.models import ContactInput
+from providers.google.seed import DEPARTMENTS, DOMAINS, GIVEN, TITLES, _ascii, _maybe
 
-GIVEN = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Tim", "Barbara", "Ken", "Frances", "Dennis", "Hedy",
-         "John", "Radia", "Donald", "Karen", "Edsger", "Sophie", "Niklaus", "Anita", "Guido", "Zoë", "José",
-         "Åsa", "Chloé", "Mei", "Hiro", "Priya", "Olu", "Fatima", "Lars", "Ingrid", "Mateo", "Noor", "Yuki"]
 FAMILY = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Berners-Lee", "Liskov", "Thompson", "Allen",
           "Ritchie", "Lamarr", "McCarthy", "Perlman", "Knuth", "Spärck Jones", "Dijkstra", "Wirth", "García",
           "Nakamura", "Okafor", "Haddad", "Lindqvist", "O'Brien", "Müller", "Chen", "Patel", "Rossi", "Silva"]
 COMPANIES = ["Analytical Engines Ltd", "Bletchley Systems", "Cobol & Co", "Kernel Works", "Apollo Guidance",
              "Hypertext Inc", "Acme Corporation", "Initech", "Globex", "Umbrella Logistics"]
-DEPARTMENTS = ["R&D", "Sales", "Engineering", "Finance", "Legal", "Operations", "Marketing", "Support"]
-TITLES = ["Analyst", "Engineer", "Director", "VP Sales", "Account Manager", "CTO", "Designer", "Consultant"]
 #: (street, city, state, country, postal code)
 PLACES = [("High Street", "London", None, "United Kingdom", "W1A 1AA"),
           ("Rue de Rivoli", "Paris", "Île-de-France", "France", "75001"),
@@ -31,22 +26,12 @@ PLACES = [("High Street", "London", None, "United Kingdom", "W1A 1AA"),
           ("Elm Avenue", "Springfield", "IL", "United States", "62701"),
           ("Chuo-dori", "Tokyo", "Tokyo", "Japan", "100-0001"),
           ("Avenida Paulista", "São Paulo", "SP", "Brazil", "01310-100")]
-DOMAINS = ["example.com", "example.org", "mail.example.net", "corp.example"]
 CATEGORIES = ["Business", "Personal", "VIP", "Clients", "Suppliers", "Family"]
 NOTES = ["Met at the conference in Lisbon.", "Prefers email over phone.", "Introduced by Ada.\nFollow up in Q3.",
          "Allergic to peanuts — remember for the dinner."]
 PHONE_TYPES = ["mobile", "work", "home", "main", "workFax", "homeFax", "pager", "assistant", "car", "other"]
 #: Subfolders of Contacts the seed uses, in order, when asked for more than the Contacts folder.
 FOLDERS = ["Clients", "Suppliers", "Family", "Archive"]
-
-
-def _ascii(text: str) -> str:
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(c for c in plain.lower() if c.isalnum() or c in ".-")
-
-
-def _maybe(rng: random.Random, probability: float) -> bool:
-    return rng.random() < probability
 
 
 def _name(rng: random.Random, given: str, family: str) -> dict[str, Any]:

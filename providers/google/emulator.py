@@ -21,6 +21,7 @@ import orjson
 from aiohttp import BasicAuth, web
 from yarl import URL
 
+from providers.control_kit import take_fault
 from providers.google.emulator_control import add_control_routes
 from providers.google.emulator_state import (
     CONTACTS_SCOPE,
@@ -83,7 +84,7 @@ def _expired_sync_token() -> GoogleError:
 async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Injected faults apply to every path but the control API: delay first, then fail."""
     if not request.path.startswith("/_control"):
-        fault = request.app[STATE].take_fault(request.path)
+        fault = take_fault(request.app[STATE].faults, request.path)
         if fault is not None:
             if fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)

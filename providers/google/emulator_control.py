@@ -14,12 +14,12 @@ from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import fault_fields
+from providers.control_kit import Fault, fault_fields
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
 from providers.control_kit import read_body as _body
-from providers.google.emulator_state import STATE, EmulatorState, Fault, PersonRecord
+from providers.google.emulator_state import STATE, EmulatorState, PersonRecord
 from providers.google.mapping import UPDATE_FIELDS, contact_to_person, person_to_contact
 from providers.google.seed import generate
 

@@ -13,7 +13,6 @@ import binascii
 import bisect
 import hashlib
 import itertools
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from providers.control_kit import Fault
 
 DEFAULT_CLIENT_ID = "contacts-gateway-emulator.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "emulator-secret"
@@ -154,17 +155,6 @@ class Book:
         return out, False
 
 
-@dataclass(slots=True)
-class Fault:
-    """An injected failure: the next `times` requests whose path matches fail (or wait) so."""
-
-    pattern: re.Pattern[str]
-    status: int | None
-    times: int
-    delay_ms: int = 0
-    retry_after: float | None = None
-
-
 class EmulatorState:
     """Everything the emulator knows. Options:
 
@@ -283,17 +273,6 @@ class EmulatorState:
         if user is None or (expected is not None and redirect_uri != expected):
             return None
         return user
-
-    # --- faults ---------------------------------------------------------------------------------------
-    def take_fault(self, path: str) -> Fault | None:
-        """The first fault matching `path`, consuming one of its `times`."""
-        for fault in self.faults:
-            if fault.pattern.search(path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
 
 #: Where an emulator application keeps its state.

@@ -28,6 +28,7 @@ import orjson
 from aiohttp import BasicAuth, web
 from yarl import URL
 
+from providers.control_kit import take_fault
 from providers.microsoft.emulator_control import add_control_routes
 from providers.microsoft.emulator_graph import GraphError, graph, json_response
 from providers.microsoft.emulator_state import (
@@ -55,7 +56,7 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Injected faults apply to every path but the control API: delay first, then fail."""
     state = request.app[STATE]
     if not request.path.startswith("/_control"):
-        fault = state.take_fault(request.path)
+        fault = take_fault(state.faults, request.path)
         if fault is not None:
             if fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)

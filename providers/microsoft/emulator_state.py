@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from providers.google.emulator_state import Fault
+from providers.control_kit import Fault
 
 __all__ = ["STATE", "ContactRecord", "EmulatorState", "Fault", "Folder", "Mailbox", "clean_contact"]
 
@@ -344,17 +344,6 @@ class EmulatorState:
         if user is None or (expected is not None and redirect_uri != expected):
             return None
         return user
-
-    # --- faults ---------------------------------------------------------------------------------------
-    def take_fault(self, path: str) -> Fault | None:
-        """The first fault matching `path`, consuming one of its `times`."""
-        for fault in self.faults:
-            if fault.pattern.search(path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
 
 #: Where an emulator application keeps its state.
