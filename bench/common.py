@@ -69,7 +69,7 @@ def free_port() -> int:
 
 def bench_settings(directory: Path, prefix: str = "bench") -> Settings:
     return Settings(redis={"embedded_dir": str(directory), "key_prefix": prefix},
-                    sync={"refresh_interval_s": 1e9, "apply_batch": 1000})
+                    sync={"refresh_interval_s": 1e9})
 
 
 def core_for(settings: Settings, handle: RedisHandle | None = None) -> Core:

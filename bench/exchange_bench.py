@@ -16,7 +16,7 @@ from providers.base import Connector
 from providers.exchange.bench import _FIELDS, _envelope, basic_auth
 from providers.exchange.connector import ExchangeConnector
 from providers.exchange.ews_xml import parse_contact
-from providers.exchange.mapping import fields_to_contact
+from providers.exchange.mapping import fields_content
 from providers.exchange.soap import M, T
 
 
@@ -56,7 +56,7 @@ def connector(settings: Settings, credentials: dict[str, Any]) -> Connector:
 SPEC = ProviderBench(
     name="exchange", service_type="exchange", emulator_args=["-m", "gateway", "emulator", "exchange"],
     https=False, ssl=lambda _d: True, configure=configure, raw_listing=raw_listing,
-    map_all=lambda items: [fields_to_contact(parse_contact(i)) for i in items] and None, connector=connector,
+    map_all=lambda items: [fields_content(parse_contact(i)) for i in items] and None, connector=connector,
     seed={"folders": 0})
 
 

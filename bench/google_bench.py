@@ -15,7 +15,7 @@ from gateway.config import Settings
 from providers.base import Connector
 from providers.google.connector import GoogleConnector
 from providers.google.emulator_state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-from providers.google.mapping import PERSON_FIELDS, person_to_contact
+from providers.google.mapping import PERSON_FIELDS, person_content
 
 
 def configure(settings: Settings, url: str, directory: Path) -> None:
@@ -51,7 +51,7 @@ def connector(settings: Settings, credentials: dict[str, Any]) -> Connector:
 SPEC = ProviderBench(
     name="google", service_type="google", emulator_args=["-m", "gateway", "emulator", "google"],
     https=False, ssl=lambda _d: True, configure=configure, raw_listing=raw_listing,
-    map_all=lambda people: [person_to_contact(p) for p in people] and None, connector=connector)
+    map_all=lambda people: [person_content(p) for p in people] and None, connector=connector)
 
 
 async def run(table: Table, directory: Path) -> None:

@@ -15,7 +15,7 @@ from gateway.config import Settings
 from providers.base import Connector
 from providers.microsoft.connector import MicrosoftConnector
 from providers.microsoft.emulator_state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-from providers.microsoft.mapping import graph_to_contact
+from providers.microsoft.mapping import graph_content
 from providers.microsoft.tls import client_context
 
 CA = "ca.pem"
@@ -65,7 +65,7 @@ SPEC = ProviderBench(
     name="microsoft", service_type="office365",
     emulator_args=["-m", "providers.microsoft.emulator", "--ca-file", CA],
     https=True, ssl=lambda d: client_context(d / CA), configure=configure,
-    raw_listing=raw_listing, map_all=lambda items: [graph_to_contact(i) for i in items] and None,
+    raw_listing=raw_listing, map_all=lambda items: [graph_content(i) for i in items] and None,
     connector=connector)
 
 

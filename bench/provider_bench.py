@@ -65,7 +65,7 @@ async def _connector_listing(connector: Connector) -> float:
     cursor, count = None, 0
     while True:
         page = await connector.list_changes(cursor)
-        count += len(page.changes)
+        count += sum(1 for c in page.changes if c.content is not None)  # forces the (lazy) mapping
         cursor = page.cursor
         if not page.more:
             break

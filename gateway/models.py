@@ -117,29 +117,41 @@ WRITABLE_FIELDS: frozenset[str] = frozenset(ContactInput.model_fields)
 _WRITABLE = set(WRITABLE_FIELDS)
 
 
-def _clean(value: Any) -> Any:
-    """Drop empty strings from an object, or empty objects and strings from a list (one level)."""
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if v != ""}
-    if isinstance(value, list):
-        items = [{k: v for k, v in i.items() if v != ""} if isinstance(i, dict) else i for i in value]
-        return [i for i in items if i != "" and i != {}]
-    return value
+def _clean_list(items: list[Any]) -> list[Any]:
+    """Without empty items, and without None/"" inside its objects; a clean list is returned as it is."""
+    if all(items) and not any(isinstance(i, dict) and not all(i.values()) for i in items):
+        return items
+    cleaned = [{k: v for k, v in i.items() if v} if isinstance(i, dict) else i for i in items]
+    return [i for i in cleaned if i]
+
+
+def normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """The normalized content of validated data in ContactInput's shape: None, "", [] and {} all mean absent.
+
+    Validated data holds only strings, objects of strings and lists of those, so "empty" is plain
+    falsiness and cleaning is two flat passes. A part that is already clean is kept as it is, not
+    copied: this runs once per pulled contact.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if not value:
+            continue
+        if isinstance(value, dict):
+            if not all(value.values()):
+                value = {k: v for k, v in value.items() if v}
+                if not value:
+                    continue
+        elif isinstance(value, list):
+            value = _clean_list(value)
+            if not value:
+                continue
+        out[key] = value
+    return out
 
 
 def content_of(contact: ContactInput) -> dict[str, Any]:
-    """The normalized content of a contact: writable fields only; None, "", [] and {} all mean absent.
-
-    The model is two levels deep (objects of strings, lists of those), so cleaning is two flat passes;
-    this runs once per contact on every pull, so it stays cheap.
-    """
-    raw = contact.model_dump(include=_WRITABLE, exclude_none=True)
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        value = _clean(value)
-        if value != "" and value != [] and value != {}:
-            out[key] = value
-    return out
+    """The normalized content of a contact: writable fields only (see `normalize`)."""
+    return normalize(contact.model_dump(include=_WRITABLE, exclude_none=True))
 
 
 def canonical_json(content: dict[str, Any]) -> bytes:
@@ -152,24 +164,18 @@ def content_hash(canonical: bytes) -> str:
     return hashlib.blake2b(canonical, digest_size=12).hexdigest()
 
 
+_validate = ContactInput.__pydantic_validator__.validate_python
+
+
 def _accepts(data: dict[str, Any]) -> bool:
     try:
-        ContactInput.model_validate(data)
+        _validate(data)
     except ValidationError:
         return False
     return True
 
 
-def provider_contact(data: dict[str, Any]) -> ContactInput:
-    """A contact read from a provider: validated whole, else kept part by part and item by item.
-
-    Providers hold data our client-facing bounds would refuse (an email without "@", too many
-    phones); one odd value must not stop a whole contact, let alone a sync, from arriving.
-    """
-    try:
-        return ContactInput.model_validate(data)
-    except ValidationError:
-        pass
+def _lenient(data: dict[str, Any]) -> ContactInput:
     kept: dict[str, Any] = {}
     for key, value in data.items():
         if _accepts({key: value}):
@@ -180,3 +186,24 @@ def provider_contact(data: dict[str, Any]) -> ContactInput:
         elif isinstance(value, dict):
             kept[key] = {k: v for k, v in value.items() if _accepts({key: {k: v}})}
     return ContactInput.model_validate(kept)
+
+
+def provider_content(data: dict[str, Any]) -> dict[str, Any]:
+    """The normalized content of a contact read from a provider: validated whole, else part by part.
+
+    Providers hold data our client-facing bounds would refuse (an email without "@", too many
+    phones); one odd value must not stop a whole contact, let alone a sync, from arriving.
+    This runs once per pulled contact, so the usual case costs one validation and no model dump:
+    the mapping hands over plain JSON types (str, lists, dicts), which validation accepts unchanged,
+    so a dict that validates normalizes to exactly `content_of` of its model.
+    """
+    try:
+        _validate(data)
+    except ValidationError:
+        return content_of(_lenient(data))
+    return normalize(data)
+
+
+def provider_contact(data: dict[str, Any]) -> ContactInput:
+    """`provider_content` as a model (for callers that want attribute access)."""
+    return ContactInput.model_validate(provider_content(data))

@@ -19,11 +19,13 @@ Errors::
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
-from gateway.models import ContactInput
+from gateway.models import ContactInput, content_of
 
 
 class ProviderError(Exception):
@@ -80,16 +82,58 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-@dataclass(slots=True)
 class RemoteContact:
-    """One contact as the provider holds it. `contact` is None when `deleted`."""
+    """One contact as the provider holds it; `contact` and `content` are None when `deleted`.
 
-    native_id: str
-    version: str | None = None
-    contact: ContactInput | None = None
-    deleted: bool = False
-    created_time: str | None = None
-    modified_time: str | None = None
+    A connector gives either the model (`contact`) or, on its listing path, the normalized content
+    dict (`content=`, from `gateway.models.provider_content`), or a function that maps it (`mapped=`);
+    the rest is derived on first use. The mirror hashes `content`, so a pulled contact never needs a
+    model built and dumped again, and a lazy mapping lets the refresher map page N while the provider
+    is already answering the request for page N+1.
+    """
+
+    __slots__ = ("native_id", "version", "deleted", "created_time", "modified_time", "_contact", "_content",
+                 "_mapped")
+
+    def __init__(self, native_id: str, version: str | None = None, contact: ContactInput | None = None,
+                 deleted: bool = False, created_time: str | None = None, modified_time: str | None = None,
+                 *, content: dict[str, Any] | None = None,
+                 mapped: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.native_id = native_id
+        self.version = version
+        self.deleted = deleted
+        self.created_time = created_time
+        self.modified_time = modified_time
+        self._contact = contact
+        self._content = content
+        self._mapped = mapped
+
+    @property
+    def contact(self) -> ContactInput | None:
+        if self._contact is None and self.content is not None:
+            self._contact = ContactInput.model_validate(self.content)
+        return self._contact
+
+    @property
+    def content(self) -> dict[str, Any] | None:
+        if self._content is None:
+            if self._mapped is not None:
+                self._content, self._mapped = self._mapped(), None
+            elif self._contact is not None:
+                self._content = content_of(self._contact)
+        return self._content
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RemoteContact):
+            return NotImplemented
+        return (self.native_id, self.version, self.deleted, self.created_time, self.modified_time, self.content) == (
+            other.native_id, other.version, other.deleted, other.created_time, other.modified_time, other.content)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"RemoteContact(native_id={self.native_id!r}, version={self.version!r}, deleted={self.deleted!r}, "
+                f"content={self.content!r})")
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
-from gateway.models import canonical_json, content_hash, content_of
+from gateway.models import canonical_json, content_hash
 from gateway.store.redis_store import PreparedChange, Record, RedisStore
 from providers.base import RemoteContact
 
@@ -37,9 +37,9 @@ def prepare(remote: RemoteContact, max_rev: int | None = None, seen_at: str | No
     """Hash and render one provider contact for the apply script."""
     cid = contact_id_for(remote.native_id)
     version = remote.version or ""
-    if remote.deleted or remote.contact is None:
+    content = None if remote.deleted else remote.content
+    if content is None:
         return PreparedChange(cid, "d", remote.native_id, version, max_rev=max_rev)
-    content = content_of(remote.contact)
     canonical = canonical_json(content)
     digest = content_hash(canonical)
     stamp = seen_at or now_iso()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from gateway.config import SyncSettings
 from gateway.identity import Identity
-from gateway.store.redis_store import RedisStore
+from gateway.store.redis_store import PreparedChange, RedisStore
 from gateway.sync.connectors import ConnectorPool
 from gateway.sync.locks import account_mutex
 from gateway.sync.mirror import Mirror, now_iso, prepare, tombstone
@@ -25,6 +25,9 @@ from gateway.sync.retry import RetryPolicy
 from providers.base import AuthFailed, ChangePage, Connector, CursorExpired, NotFound, RemoteContact
 
 log = logging.getLogger(__name__)
+
+#: Contacts prepared between two turns of the event loop (see Refresher._apply_page).
+PREPARE_STEP = 50
 
 
 @dataclass(slots=True)
@@ -97,9 +100,7 @@ class Refresher:
                 continue
             fetch = asyncio.ensure_future(self._fetch(connector, account_id, page.cursor)) if page.more else None
             try:
-                stamp = now_iso()
-                prepared = [prepare(c, head, stamp) for c in page.changes]
-                revs = await self.mirror.apply(account_id, prepared)
+                prepared, revs = await self._apply_page(account_id, page, head)
             except BaseException:
                 if fetch is not None:
                     fetch.cancel()
@@ -120,6 +121,38 @@ class Refresher:
         if await self.identity.account(account_id) is not None:
             await self.identity.set_status(account_id, "active")
         return RefreshResult(ran=True, changed=changed, full=full)
+
+    async def _apply_page(self, account_id: str, page: ChangePage, head: int) -> tuple[list[PreparedChange], list[int]]:
+        """Map, hash and apply one page in small steps, each batch applied while the next is prepared.
+
+        Connectors map lazily (RemoteContact.content), so this is where a page's CPU work happens. Between
+        steps the loop runs other tasks: the request for the next page goes out and the provider answers
+        it, Redis runs the previous batch's apply, and API requests in the same process are not held up
+        behind a 1,000-contact page. Batches are applied strictly in order (the next is sent only after the
+        previous one returned), so a contact listed twice in a page keeps its later version.
+        """
+        stamp = now_iso()
+        prepared: list[PreparedChange] = []
+        revs: list[int] = []
+        pending: asyncio.Future[list[int]] | None = None
+        sent = 0
+        try:
+            for start in range(0, len(page.changes), PREPARE_STEP):
+                await asyncio.sleep(0)
+                prepared += [prepare(c, head, stamp) for c in page.changes[start:start + PREPARE_STEP]]
+                if len(prepared) - sent >= self.mirror.batch or len(prepared) == len(page.changes):
+                    if pending is not None:
+                        revs += await pending
+                    pending = asyncio.ensure_future(self.mirror.apply(account_id, prepared[sent:]))
+                    sent = len(prepared)
+            if pending is not None:
+                revs += await pending
+                pending = None
+        finally:
+            if pending is not None:  # failed or cancelled mid-page: the applied batches stay (each is atomic)
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+        return prepared, revs
 
     async def _refetch(self, account_id: str, connector: Connector, native_ids: list[str]) -> int:
         """The provider's current version of contacts a guard skipped, applied under the write mutex."""

@@ -26,6 +26,7 @@ by then is reported deleted. A folder that disappeared between rounds makes the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -68,7 +69,7 @@ from providers.exchange.mapping import (
     ITEM_FIELDS,
     contact_to_fields,
     contact_to_item_fields,
-    fields_to_contact,
+    fields_content,
 )
 
 __all__ = ["ExchangeConnector", "map_errors", "parse_credentials", "shared_executor"]
@@ -135,8 +136,8 @@ def parse_credentials(raw: dict[str, Any]) -> dict[str, str]:
 
 def _remote(read: ContactRead) -> RemoteContact:
     """A contact read as a RemoteContact: native id = ItemId Id, version = ChangeKey."""
-    return RemoteContact(native_id=read.item_id, version=read.change_key, contact=fields_to_contact(read.fields),
-                         created_time=read.created, modified_time=read.modified)
+    return RemoteContact(native_id=read.item_id, version=read.change_key, created_time=read.created,
+                         modified_time=read.modified, mapped=functools.partial(fields_content, read.fields))
 
 
 def _latest(changes: list[RemoteContact]) -> list[RemoteContact]:
@@ -340,7 +341,7 @@ class ExchangeConnector(Connector):
             return _remote(self._get_item(account, item.id))
         except _LIBRARY_ERRORS:  # the write happened: failing now would make the caller write it twice
             return RemoteContact(native_id=item.id, version=item.changekey,
-                                 contact=fields_to_contact(contact_to_fields(contact)))
+                                 content=fields_content(contact_to_fields(contact)))
 
     def _create(self, contact: ContactInput) -> RemoteContact:
         account = self._account()

@@ -50,7 +50,7 @@ from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import Contact
 
-from gateway.models import ContactInput, provider_contact
+from gateway.models import ContactInput, provider_contact, provider_content
 
 #: unified field path -> (exchangelib Contact attribute path, EWS element or property).
 FIELD_MAP: dict[str, tuple[str, str]] = {
@@ -283,8 +283,18 @@ def _birthday_text(value: Any) -> str | None:
     return f"--{value:%m-%d}" if value.year == NO_YEAR else f"{value.year:04d}-{value:%m-%d}"
 
 
+def fields_content(fields: EwsFields) -> dict[str, Any]:
+    """The normalized unified content of the neutral EWS form (what a pull hashes). Never fails on odd
+    data: invalid parts are dropped."""
+    return provider_content(_fields_data(fields))
+
+
 def fields_to_contact(fields: EwsFields) -> ContactInput:
-    """The unified content of the neutral EWS form. Never fails on odd data: invalid parts are dropped."""
+    """`fields_content` as a model."""
+    return provider_contact(_fields_data(fields))
+
+
+def _fields_data(fields: EwsFields) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": {uni: fields.get(ews) for uni, ews in _NAME.items()},
         "company": {uni: fields.get(ews) for uni, ews in _COMPANY.items()},
@@ -299,8 +309,7 @@ def fields_to_contact(fields: EwsFields) -> ContactInput:
         "keywords": [c for c in fields.get("categories") or [] if c],
         "attributes": _attributes(fields.get("gateway_attributes")),
     }
-    data = _prune(data)
-    return provider_contact(data)
+    return _prune(data)
 
 
 def _prune(value: Any) -> Any:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any, get_args
 
-from gateway.models import ContactInput, ContactType, provider_contact
+from gateway.models import ContactInput, ContactType, provider_contact, provider_content
 
 #: unified field path -> Person field path ("[0]" singletons are the first entry of a Person list).
 FIELD_MAP: dict[str, str] = {
@@ -210,8 +210,18 @@ def _keywords(memberships: Any) -> list[str]:
     return list(groups)
 
 
+def person_content(person: dict[str, Any]) -> dict[str, Any]:
+    """The normalized unified content of a Person (what a pull hashes). Never fails on odd Google data:
+    invalid parts are dropped."""
+    return provider_content(_person_data(person))
+
+
 def person_to_contact(person: dict[str, Any]) -> ContactInput:
-    """The unified content of a Person. Never fails on odd Google data: invalid parts are dropped."""
+    """`person_content` as a model."""
+    return provider_contact(_person_data(person))
+
+
+def _person_data(person: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     names = _first(person.get("names"))
     name = _from_person_item(names, _NAME)
@@ -228,6 +238,5 @@ def person_to_contact(person: dict[str, Any]) -> ContactInput:
     data["notes"] = _first(person.get("biographies")).get("value")
     data["birthday"] = _birthday_of(_first(person.get("birthdays")).get("date"))
     data["keywords"] = _keywords(person.get("memberships"))
-    data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
-    return provider_contact(data)
+    return data
 

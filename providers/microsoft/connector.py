@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -31,7 +32,7 @@ from gateway.models import ContactInput
 from providers.base import ChangePage, Conflict, Connector, CursorExpired, NotFound, ProviderError, RemoteContact
 from providers.microsoft.auth import TokenSource
 from providers.microsoft.graph import GraphClient, map_errors
-from providers.microsoft.mapping import SELECT, contact_to_graph, folder_of, graph_to_contact
+from providers.microsoft.mapping import SELECT, contact_to_graph, folder_of, graph_content
 
 __all__ = ["MicrosoftConnector", "map_errors", "parse_credentials"]
 
@@ -266,5 +267,6 @@ class MicrosoftConnector(Connector):
 def _remote(item: dict[str, Any], folder: str | None) -> RemoteContact:
     """A Graph contact as a RemoteContact: version = @odata.etag (W/"<changeKey>")."""
     version = item.get("@odata.etag") or (f'W/"{item["changeKey"]}"' if item.get("changeKey") else None)
-    return RemoteContact(native_id=item["id"], version=version, contact=graph_to_contact(item, folder),
-                         created_time=item.get("createdDateTime"), modified_time=item.get("lastModifiedDateTime"))
+    return RemoteContact(native_id=item["id"], version=version, created_time=item.get("createdDateTime"),
+                         modified_time=item.get("lastModifiedDateTime"),
+                         mapped=functools.partial(graph_content, item, folder))

@@ -40,7 +40,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from gateway.models import ContactInput, provider_contact
+from gateway.models import ContactInput, provider_contact, provider_content
 
 #: unified field path -> Graph contact property ("[type=x]": the unified items of that type).
 FIELD_MAP: dict[str, str] = {
@@ -248,11 +248,21 @@ def _read_emails(value: Any) -> list[dict[str, str]]:
     return out
 
 
-def graph_to_contact(item: dict[str, Any], folder: str | None = None) -> ContactInput:
-    """The unified content of a Graph contact; `folder` is its folder's name (None: the default folder).
+def graph_content(item: dict[str, Any], folder: str | None = None) -> dict[str, Any]:
+    """The normalized unified content of a Graph contact (what a pull hashes); `folder` is its folder's
+    name (None: the default folder).
 
     Never fails on odd Graph data: parts the unified model rejects are dropped, item by item.
     """
+    return provider_content(_graph_data(item, folder))
+
+
+def graph_to_contact(item: dict[str, Any], folder: str | None = None) -> ContactInput:
+    """`graph_content` as a model."""
+    return provider_contact(_graph_data(item, folder))
+
+
+def _graph_data(item: dict[str, Any], folder: str | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": {u: item[g] for u, g in _NAME.items() if _text(item.get(g))},
         "company": {u: item[g] for u, g in _COMPANY.items() if _text(item.get(g))},
@@ -266,6 +276,5 @@ def graph_to_contact(item: dict[str, Any], folder: str | None = None) -> Contact
         "keywords": _strings(item.get("categories")),
         "attributes": [{"name": FOLDER_ATTRIBUTE, "value": folder}] if folder else [],
     }
-    data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
-    return provider_contact(data)
+    return data
 
