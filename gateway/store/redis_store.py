@@ -177,13 +177,15 @@ class RedisStore:
         scores = await self.redis.zmscore(self.account(account_id).dead, contact_ids)
         return [cid for cid, score in zip(contact_ids, scores, strict=True) if score is not None]
 
-    async def raise_acks(self, key: str, revisions: dict[str, int]) -> None:
-        """Per contact, keep the higher of the stored and the given acknowledged revision (atomic)."""
+    async def record_acks(self, account_id: str, device: str, revisions: dict[str, int]) -> None:
+        """A device's acknowledgements (contact -> revision), applied atomically: see lua/ackmax.lua."""
+        k = self.account(account_id)
         args: list[str | int] = []
         for contact_id, rev in revisions.items():
             args += [contact_id, rev]
         if args:
-            await self._ackmax(keys=[key], args=args)
+            await self._ackmax(keys=[k.device_acked(device), k.device_sent(device), k.live, k.dead, k.state],
+                               args=args)
 
     async def live_ids_upto(self, account_id: str, max_rev: int) -> list[str]:
         ids = await self.redis.zrangebyscore(self.account(account_id).live, "-inf", max_rev)

@@ -10,10 +10,12 @@ of a contact, since the index holds one entry per contact. An acknowledgement na
 acknowledged comes again in the next session. A device's first session carries the whole
 address book. The device may hold a contact once it was sent or acknowledged: then its change
 is "updated" (else "created") and its deletion is owed; a contact created and deleted unseen
-is not reported. Entries for contacts whose deletion the device acknowledged are dropped.
+is not reported. Acknowledging a deletion drops both marks: the device no longer holds the contact.
 
-A device idle for longer than the tombstone retention may miss deletions the gateway no longer
-keeps; such a device should start over with a new UUID.
+A device idle for longer than the tombstone retention still learns of every deletion: a contact
+it may hold (it has a mark) that is no longer in the index at all had its tombstone compacted, so
+its session serves that deletion first, with the account's tombstone floor as its revision (at
+least the lost tombstone's, below any later change); an ack at or above the floor settles it.
 
 Sessions live in Redis with an idle TTL; an account has at most `max_sessions` at once.
 """
@@ -93,7 +95,8 @@ class DeviceSessions:
     async def _advance(self, account_id: str, device: str, watermark: int, head: int,
                        owed: list[Entry]) -> int:
         """Move the watermark up to just below the first owed change, and forget what no longer matters:
-        sent marks below it (the ack covers them) and both marks of contacts whose deletion is settled."""
+        sent marks below it (the ack covers them) and both marks of contacts whose deletion is settled.
+        A contact with no index entry left keeps its marks: its deletion is owed (see `_orphans`)."""
         new = (owed[0].rev - 1) if owed else head
         if new <= watermark:
             return watermark
@@ -102,8 +105,8 @@ class DeviceSessions:
         ids = sorted(set(acked) | set(sent))
         current = await self.store.scores(account_id, ids)
         dead = set(await self.store.dead_among(account_id, ids))
-        gone = [cid for cid in ids if current.get(cid, 0) <= new and (cid in dead or cid not in current)]
-        settled_sent = [cid for cid in sent if current.get(cid, 0) <= new]
+        gone = [cid for cid in ids if cid in dead and current[cid] <= new]
+        settled_sent = [cid for cid in sent if cid in current and current[cid] <= new]
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.hset(k.device(device), "watermark", new)
         if gone:
@@ -112,6 +115,14 @@ class DeviceSessions:
             pipe.hdel(k.device_sent(device), *set(gone) | set(settled_sent))
         await pipe.execute()
         return new
+
+    async def _orphans(self, account_id: str, acked: dict[str, int], sent: dict[str, int]) -> tuple[list[str], int]:
+        """Contacts the device may hold whose tombstones were compacted, and the tombstone floor."""
+        ids = sorted(set(acked) | set(sent))
+        current = await self.store.scores(account_id, ids)
+        orphans = [cid for cid in ids if cid not in current]
+        floor = int((await self.store.state(account_id)).get("floor", "0")) if orphans else 0
+        return orphans, floor
 
     async def start(self, account_id: str, device: str) -> SessionInfo | None:
         """A new session for the device, or None when it has nothing new."""
@@ -122,18 +133,21 @@ class DeviceSessions:
             raise TooManySessions
         head = await self.store.head(account_id)
         state = await self._device_state(account_id, device)
+        orphans, floor = await self._orphans(account_id, state[1], state[2])
         owed, _ = await self._scan(account_id, state[0], head, bodies=False, state=state)
         watermark = await self._advance(account_id, device, state[0], head, owed)
-        if not owed:
+        total = len(orphans) + len(owed)
+        if not total:
             return None
         session_id = secrets.token_urlsafe(12)
         pipe = self.store.redis.pipeline(transaction=True)
         pipe.hset(k.session(session_id), mapping={"device": device, "watermark": watermark, "head": head,
-                                                  "last": watermark, "total": len(owed), "served": 0})
+                                                  "last": watermark, "total": total, "served": 0,
+                                                  "orphans": orjson.dumps(orphans), "floor": floor})
         pipe.expire(k.session(session_id), self.idle_ttl_s)
         pipe.zadd(k.sessions, {session_id: now_ms + self.idle_ttl_s * 1000})
         await pipe.execute()
-        return SessionInfo(session_id, math.ceil(len(owed) / self.page_size), len(owed))
+        return SessionInfo(session_id, math.ceil(total / self.page_size), total)
 
     async def next_page(self, account_id: str, device: str, session_id: str) -> QueuePage | None:
         """The next page of the session's queue, or None once it is drained."""
@@ -143,20 +157,33 @@ class DeviceSessions:
         if not session or session["device"] != device:
             raise SessionNotFound
         state = await self._device_state(account_id, device)
-        owed, last = await self._scan(account_id, int(session["last"]), int(session["head"]), bodies=True,
-                                      limit=self.page_size, state=(int(session["watermark"]), *state[1:]))
-        served = int(session["served"]) + len(owed)
+        orphans: list[str] = orjson.loads(session.get("orphans", "[]"))
+        floor = int(session.get("floor", "0"))
+        gone, orphans = orphans[:self.page_size], orphans[self.page_size:]
+        owed: list[Entry] = []
+        last = int(session["last"])
+        if len(gone) < self.page_size:
+            owed, last = await self._scan(account_id, last, int(session["head"]), bodies=True,
+                                          limit=self.page_size - len(gone),
+                                          state=(int(session["watermark"]), *state[1:]))
+        served = int(session["served"]) + len(gone) + len(owed)
         pipe = self.store.redis.pipeline(transaction=True)
-        pipe.hset(k.session(session_id), mapping={"last": last, "served": served})
+        pipe.hset(k.session(session_id), mapping={"last": last, "served": served, "orphans": orjson.dumps(orphans)})
         pipe.expire(k.session(session_id), self.idle_ttl_s)
         pipe.zadd(k.sessions, {session_id: int(time.time() * 1000) + self.idle_ttl_s * 1000})
         if owed:
             pipe.hset(k.device_sent(device), mapping={e.id: e.rev for e in owed})
         await pipe.execute()
-        if not owed:
+        if not gone and not owed:
             return None
-        items = [self._item(e, state[1], state[2]) for e in owed]
+        items = [self._deletion(cid, floor) for cid in gone] + [self._item(e, state[1], state[2]) for e in owed]
         return QueuePage(items, max(0, int(session["total"]) - served))
+
+    @staticmethod
+    def _deletion(contact_id: str, floor: int) -> dict[str, Any]:
+        """The deletion of a contact whose tombstone was compacted (see the module docstring)."""
+        sync = {"event_type": "deleted", "ack_key": f"{contact_id}.{floor}", "revision": floor}
+        return {"data": {"id": contact_id}, "meta": {"type": "contact", "sync": sync}}
 
     @staticmethod
     def _item(entry: Entry, acked: dict[str, int], sent: dict[str, int]) -> dict[str, Any]:
@@ -179,4 +206,4 @@ class DeviceSessions:
             best[contact_id] = max(best.get(contact_id, 0), int(rev))
         if not best:
             return
-        await self.store.raise_acks(self.store.account(account_id).device_acked(device), best)
+        await self.store.record_acks(account_id, device, best)

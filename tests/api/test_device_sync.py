@@ -131,3 +131,51 @@ async def test_device_uuid_and_ack_bodies_are_checked(gw: Gateway) -> None:
     session = (await resp.json())["data"]["id"] if resp.status == 201 else "none"
     resp = await gw.http.get(f"/v2/sync/{session}/queues/main", headers=other_device)
     assert resp.status == 404
+
+
+async def test_a_device_idle_past_tombstone_retention_still_gets_every_deletion(gw: Gateway) -> None:
+    account_id, auth, provider = await gw.connect("alice")
+    natives = [provider.create(person(f"P{i}")) for i in range(6)]
+    device = {**auth, "X-Device-UUID": str(uuid.uuid4())}
+    first = await session_items(gw, device)
+    assert first is not None and len(first) == 6
+    await ack(gw, device, first[:5])  # the sixth was sent, never acknowledged: the device may hold it too
+    by_name = {i["data"]["name"]["givenName"]: i for i in first}
+    doomed = {by_name["P0"]["data"]["id"], by_name["P5"]["data"]["id"]}
+    provider.delete(natives[0])
+    provider.delete(natives[5])
+    await gw.core.refresher.refresh(account_id)
+    assert await gw.core.store.compact(account_id, cutoff_ms=2**62) == 2  # as if the retention had passed
+    floor = int((await gw.core.store.state(account_id))["floor"])
+
+    second = await session_items(gw, device)
+    assert second is not None
+    deletions = [i for i in second if i["meta"]["sync"]["event_type"] == "deleted"]
+    assert {i["data"]["id"] for i in deletions} == doomed
+    assert all(i["data"] == {"id": i["data"]["id"]} for i in deletions)
+    assert all(i["meta"]["sync"]["revision"] == floor for i in deletions)
+    await ack(gw, device, [by_name["P0"]])  # a stale ack of the old version settles nothing
+    third = await session_items(gw, device)
+    assert third is not None and {i["data"]["id"] for i in third} == doomed
+    await ack(gw, device, third)
+    assert await session_items(gw, device) is None
+
+
+async def test_acknowledging_a_deletion_forgets_the_contact_for_the_device(gw: Gateway) -> None:
+    account_id, auth, provider = await gw.connect("alice")
+    native = provider.create(person("Gone"))
+    device_uuid = str(uuid.uuid4())
+    device = {**auth, "X-Device-UUID": device_uuid}
+    first = await session_items(gw, device)
+    assert first is not None
+    await ack(gw, device, first)
+    provider.delete(native)
+    await gw.core.refresher.refresh(account_id)
+    second = await session_items(gw, device)
+    assert second is not None and [i["meta"]["sync"]["event_type"] for i in second] == ["deleted"]
+    await ack(gw, device, second)
+    k = gw.core.store.account(account_id)
+    assert await gw.core.redis.client.hgetall(k.device_acked(device_uuid)) == {}
+    assert await gw.core.redis.client.hgetall(k.device_sent(device_uuid)) == {}
+    await gw.core.store.compact(account_id, cutoff_ms=2**62)
+    assert await session_items(gw, device) is None  # nothing owed once the deletion was acknowledged
