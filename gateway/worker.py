@@ -31,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.core import Core
-from gateway.webhooks.delivery import Deliverer, DeliveryReport
+from gateway.webhooks.delivery import Deliverer
+from gateway.webhooks.events import DeliveryReport
 from providers.base import AuthFailed, Throttled, Unavailable
 
 log = logging.getLogger(__name__)

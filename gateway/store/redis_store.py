@@ -202,6 +202,10 @@ class RedisStore:
 
     # -- per-account state -------------------------------------------------------
 
+    async def tombstone_floor(self, account_id: str) -> int:
+        """The highest revision of a compacted tombstone: a reader that last saw less may have missed one."""
+        return int(await self.redis.hget(self.account(account_id).state, "floor") or 0)
+
     async def state(self, account_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(self.account(account_id).state)
         return {key.decode(): value.decode() for key, value in raw.items()}

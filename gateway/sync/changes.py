@@ -89,8 +89,7 @@ class ChangeFeed:
         # Only tombstones are ever compacted: a live pass from revision 0 is always valid.
         needs_tombstones = cur.stream == "deleted" or (cur.head is None and cur.base > 0)
         if needs_tombstones:
-            floor = int((await self.store.state(account_id)).get("floor", "0"))
-            if cur.last < floor:
+            if cur.last < await self.store.tombstone_floor(account_id):
                 raise TokenExpired
         return cur
 

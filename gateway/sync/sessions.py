@@ -121,7 +121,7 @@ class DeviceSessions:
         ids = sorted(set(acked) | set(sent))
         current = await self.store.scores(account_id, ids)
         orphans = [cid for cid in ids if cid not in current]
-        floor = int((await self.store.state(account_id)).get("floor", "0")) if orphans else 0
+        floor = await self.store.tombstone_floor(account_id) if orphans else 0
         return orphans, floor
 
     async def start(self, account_id: str, device: str) -> SessionInfo | None:

@@ -51,8 +51,7 @@ class SingleTokenFeed:
         if len(parts) != 4 or parts[0] not in ("s", "c"):
             raise TokenInvalid
         base, head, last = int(parts[1]), int(parts[2]), int(parts[3])
-        floor = int((await self.store.state(account_id)).get("floor", "0"))
-        if last < floor:
+        if last < await self.store.tombstone_floor(account_id):
             raise TokenExpired
         return base, (head if parts[0] == "c" else None), last
 

@@ -33,12 +33,9 @@ is backing off, is dead-lettered and the subscription marked failing (`active` f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from typing import Any
 
 import aiohttp
@@ -48,8 +45,10 @@ from redis.exceptions import ResponseError
 from gateway.config import WebhookSettings
 from gateway.store.keys import AccountKeys
 from gateway.store.redis_store import RedisStore
+from gateway.sync.locks import Lease
 from gateway.sync.mirror import now_iso
 from gateway.webhooks.egress import EgressRefused, check_url, guarded_session
+from gateway.webhooks.events import Attempt, DeliveryReport, Event, retry_delay, sort_key
 from gateway.webhooks.signing import signed_headers
 from gateway.webhooks.subscriptions import Subscription, Subscriptions
 
@@ -75,122 +74,6 @@ local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, to
 for _, id in ipairs(ids) do redis.call("ZADD", KEYS[1], ARGV[2], id) end
 return ids
 """
-
-
-def retry_delay(failures: int, base_s: float, max_s: float, rand: Callable[[], float] = random.random) -> float:
-    """Seconds before the next attempt after `failures` consecutive failures: exponential, equal jitter."""
-    full = min(base_s * 2 ** max(failures - 1, 0), max_s)
-    return full / 2 + rand() * full / 2
-
-
-def _ids(raw: bytes) -> list[str]:
-    """A JSON array of ids from the apply script (whose cjson writes an empty array as {})."""
-    value = orjson.loads(raw)
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _sort_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-@dataclass(slots=True)
-class Event:
-    """One stream entry: a chunk of one change batch, for one subscription."""
-
-    entry_id: str
-    sub_id: str
-    revision: int
-    updated: list[str]
-    deleted: list[str]
-
-    @classmethod
-    def parse(cls, entry_id: bytes | str, raw: dict[bytes, bytes] | None) -> Event | None:
-        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        if raw is None:
-            return None
-        try:
-            return cls(eid, raw[b"sub"].decode(), int(raw[b"revision"]), _ids(raw[b"updated"]), _ids(raw[b"deleted"]))
-        except (KeyError, ValueError, orjson.JSONDecodeError):
-            return None
-
-    @property
-    def created_ms(self) -> int:
-        return _sort_key(self.entry_id)[0]
-
-    def parts(self, max_ids: int) -> list[tuple[list[str], list[str]]]:
-        """The notifications this entry makes: one, unless it holds more than `max_ids` ids."""
-        if len(self.updated) + len(self.deleted) <= max_ids:
-            return [(self.updated, self.deleted)]
-        out: list[tuple[list[str], list[str]]] = []
-        out += [(self.updated[i:i + max_ids], []) for i in range(0, len(self.updated), max_ids)]
-        out += [([], self.deleted[i:i + max_ids]) for i in range(0, len(self.deleted), max_ids)]
-        return out
-
-    def notification_id(self, part: int = 0, parts: int = 1) -> str:
-        base = f"{self.sub_id}.{self.entry_id}"
-        return base if parts == 1 else f"{base}.{part}"
-
-
-@dataclass(slots=True)
-class Attempt:
-    ok: bool
-    gone: bool
-    status: int | None
-    latency_ms: float
-    error: str | None
-    notification_id: str
-    revision: int
-    at: str
-
-
-@dataclass
-class DeliveryReport:
-    accounts: int = 0
-    delivered: int = 0      # entries whose notifications got a 2xx
-    failed: int = 0         # entries whose attempt failed (then scheduled or dead-lettered)
-    deferred: int = 0       # entries rescheduled without an attempt (their subscription is backing off)
-    dead_lettered: int = 0
-    dropped: int = 0        # entries of subscriptions that no longer exist
-    removed: int = 0        # subscriptions removed because the consumer answered 410
-    claimed: int = 0        # entries claimed from a worker that stopped
-    busy: int = 0           # accounts another worker was delivering
-    more: bool = False      # an account's turn ended with work left
-
-    def merge(self, other: DeliveryReport) -> None:
-        for f in fields(self):
-            if f.name == "more":
-                self.more = self.more or other.more
-            else:
-                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    @property
-    def worked(self) -> bool:
-        return bool(self.delivered or self.failed or self.deferred or self.dead_lettered or self.dropped
-                    or self.claimed or self.more)
-
-
-class _Lease:
-    """The account's delivery lock, renewed in the background; `lost` once another worker could take it."""
-
-    def __init__(self, store: RedisStore, key: str, holder: str, lease_s: float) -> None:
-        self.store, self.key, self.holder, self.lease_s = store, key, holder, lease_s
-        self.lost = False
-        self._task = asyncio.create_task(self._renew())
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            if not await self.store.extend_lock(self.key, self.holder, self.lease_s):
-                self.lost = True
-                log.warning("delivery lock %s lost; stopping this account's turn", self.key)
-                return
-
-    async def release(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        await self.store.unlock(self.key, self.holder)
 
 
 class Deliverer:
@@ -248,14 +131,14 @@ class Deliverer:
         if holder is None:
             report.busy = 1
             return report
-        lease = _Lease(self.store, k.delivery_lock, holder, self.settings.visibility_timeout_s)
+        lease = Lease(self.store, k.delivery_lock, holder, self.settings.visibility_timeout_s)
         try:
             await self._drain(account_id, k, report, lease)
         finally:
             await lease.release()
         return report
 
-    async def _drain(self, account_id: str, k: AccountKeys, report: DeliveryReport, lease: _Lease) -> None:
+    async def _drain(self, account_id: str, k: AccountKeys, report: DeliveryReport, lease: Lease) -> None:
         # the hint stays until the account is drained (a worker dying mid-way leaves it for the next);
         # a change meanwhile raises its score, and a raised hint is not removed
         hint = await self.redis.zscore(self.keys.dirty, account_id)
@@ -368,7 +251,7 @@ class Deliverer:
     # -- a batch -------------------------------------------------------------------------------------
 
     async def _process(self, account_id: str, k: AccountKeys, entries: list[Any], report: DeliveryReport,
-                       lease: _Lease) -> None:
+                       lease: Lease) -> None:
         by_sub: dict[str, list[Event]] = {}
         junk: list[str] = []
         for eid, raw in entries:
@@ -384,12 +267,12 @@ class Deliverer:
         if junk:
             report.dropped += len(junk)
             await self._settle(k, junk, [])
-        await asyncio.gather(*(self._deliver_sub(k, sub, sorted(by_sub[sid], key=lambda e: _sort_key(e.entry_id)),
+        await asyncio.gather(*(self._deliver_sub(k, sub, sorted(by_sub[sid], key=lambda e: sort_key(e.entry_id)),
                                                  report, lease)
                                for sid, sub in subs.items() if sub is not None))
 
     async def _deliver_sub(self, k: AccountKeys, sub: Subscription, events: list[Event], report: DeliveryReport,
-                           lease: _Lease) -> None:
+                           lease: Lease) -> None:
         """One subscription's entries: windows of WINDOW in flight, gated by its backoff."""
         before = sub.state()
         secret = await self._secret(sub.client_id)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.models import ContactInput
-from gateway.webhooks.delivery import retry_delay
+from gateway.webhooks.events import retry_delay
 from gateway.worker import Worker
 from tests.conftest import Gateway
 from tests.webhooks.conftest import Clock, Consumer, drain, eventually, subscribe, write_contact
