@@ -94,13 +94,17 @@ def _render_extended(parent: etree._Element, attr: str, value: str) -> None:
 
 # --- XML -> fields -------------------------------------------------------------------------------------
 
+# Qualified tag names, made once: parsing runs per contact of every pull.
+_ENTRY, _EXTENDED_PROPERTY, _EXTENDED_FIELD_URI, _VALUE, _STRING = (
+    t(n) for n in ("Entry", "ExtendedProperty", "ExtendedFieldURI", "Value", "String"))
+_ADDRESS_BY_TAG = {t(part): attr for part, attr in ADDRESS_PARTS.items()}
+
 def _parse_entries(attr: str, elem: etree._Element) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
-    for entry in elem.findall(t("Entry")):
+    for entry in elem.findall(_ENTRY):
         key = entry.get("Key") or ""
         if attr == "physical_addresses":
-            parts = {ADDRESS_PARTS[c.tag.split("}")[1]]: c.text for c in entry
-                     if c.tag.split("}")[1] in ADDRESS_PARTS and c.text}
+            parts = {_ADDRESS_BY_TAG[c.tag]: c.text for c in entry if c.tag in _ADDRESS_BY_TAG and c.text}
             out.append((key, parts))
         elif entry.text:
             out.append((key, entry.text))
@@ -119,8 +123,8 @@ def parse_contact(elem: etree._Element) -> EwsFields:
     """The neutral fields of a `t:Contact` element (unknown elements are ignored)."""
     fields: EwsFields = {}
     for child in elem:
-        if child.tag == t("ExtendedProperty"):
-            uri, value = child.find(t("ExtendedFieldURI")), child.find(t("Value"))
+        if child.tag == _EXTENDED_PROPERTY:
+            uri, value = child.find(_EXTENDED_FIELD_URI), child.find(_VALUE)
             attr = _extended_key(uri) if uri is not None else None
             if attr is not None and value is not None and value.text:
                 fields[attr] = value.text
@@ -131,7 +135,7 @@ def parse_contact(elem: etree._Element) -> EwsFields:
         if attr in _INDEXED:
             fields[attr] = _parse_entries(attr, child)
         elif attr == "categories":
-            fields[attr] = [s.text for s in child.findall(t("String")) if s.text]
+            fields[attr] = [s.text for s in child.findall(_STRING) if s.text]
         elif attr == "birthday":
             if child.text:
                 fields[attr] = _birthday(child.text)

@@ -309,14 +309,4 @@ def _fields_data(fields: EwsFields) -> dict[str, Any]:
         "keywords": [c for c in fields.get("categories") or [] if c],
         "attributes": _attributes(fields.get("gateway_attributes")),
     }
-    return _prune(data)
-
-
-def _prune(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        return [v for v in (_prune(i) for i in value) if v not in (None, "", [], {})]
-    return value
-
+    return data  # None and empty parts are dropped by provider_content (validation, then normalize)
