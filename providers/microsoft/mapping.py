@@ -230,10 +230,11 @@ def _read_addresses(item: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for kind, prop in _ADDRESS_SLOTS.items():
         value = item.get(prop)
-        if isinstance(value, dict):
-            fields = {u: value[g] for u, g in _ADDRESS.items() if _text(value.get(g))}
-            if fields:
-                out.append({**fields, "type": kind})
+        if value and isinstance(value, dict):
+            fields = {u: value.get(g) for u, g in _ADDRESS.items()}
+            if any(fields.values()):
+                fields["type"] = kind
+                out.append(fields)
     return out
 
 
@@ -264,8 +265,10 @@ def graph_to_contact(item: dict[str, Any], folder: str | None = None) -> Contact
 
 def _graph_data(item: dict[str, Any], folder: str | None) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "name": {u: item[g] for u, g in _NAME.items() if _text(item.get(g))},
-        "company": {u: item[g] for u, g in _COMPANY.items() if _text(item.get(g))},
+        # Copied as they are: provider_content drops None and "" after validation, which drops the rare
+        # non-string (this runs per contact of every pull, so no per-value checks here)
+        "name": {u: item.get(g) for u, g in _NAME.items()},
+        "company": {u: item.get(g) for u, g in _COMPANY.items()},
         "emailAddresses": _read_emails(item.get("emailAddresses")),
         "phoneNumbers": _read_phones(item),
         "addresses": _read_addresses(item),
