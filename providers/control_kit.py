@@ -6,6 +6,7 @@ Each provider's emulator_control.py keeps only what is its own (users, native id
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +88,39 @@ def fault_fields(body: dict[str, Any], default_path: str | None = None) -> tuple
     if retry_after is not None and not isinstance(retry_after, int | float):
         raise ValueError("retryAfter must be a number of seconds or null")
     return pattern, status or None, times, int(delay_ms), retry_after
+
+
+def parse_fault(body: dict[str, Any]) -> Fault:
+    """A fault spec as a Fault; 400 when it is invalid."""
+    try:
+        return Fault(*fault_fields(body))
+    except (TypeError, ValueError, re.error) as exc:
+        raise http_error(400, f"invalid fault: {exc}") from None
+
+
+def add_fault_routes(app: web.Application, state_key: web.AppKey[Any],
+                     parse: Callable[[dict[str, Any]], Fault] = parse_fault) -> None:
+    """POST /_control/faults (add one) and DELETE /_control/faults (clear all) on an emulator whose state,
+    app[state_key], keeps its faults in `.faults`."""
+
+    async def add(request: web.Request) -> web.Response:
+        request.app[state_key].faults.append(parse(await read_body(request)))
+        return web.Response(status=204)
+
+    async def clear(request: web.Request) -> web.Response:
+        request.app[state_key].faults.clear()
+        return web.Response(status=204)
+
+    app.router.add_post("/_control/faults", add)
+    app.router.add_delete("/_control/faults", clear)
+
+
+MAX_SEED = 100_000
+
+
+def seed_params(body: dict[str, Any]) -> tuple[int, int | str]:
+    """"count" (0..MAX_SEED) and "seed" (an integer or a string, default 0) of a seed call; 400 otherwise."""
+    count, seed = body.get("count"), body.get("seed", 0)
+    if not isinstance(count, int) or not 0 <= count <= MAX_SEED or not isinstance(seed, int | str):
+        raise http_error(400, f'"count" must be an integer 0..{MAX_SEED}, "seed" an integer or a string')
+    return count, seed

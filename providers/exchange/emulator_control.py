@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import fault_fields
+from providers.control_kit import add_fault_routes, fault_fields, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
@@ -35,7 +35,6 @@ from providers.exchange.soap import EWS_PATH
 
 _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 _CODE = re.compile(r"^Error[A-Za-z0-9]+$")
-MAX_SEED = 100_000
 
 
 def _user(request: web.Request) -> tuple[EmulatorState, str]:
@@ -155,11 +154,9 @@ async def _heal(request: web.Request) -> web.Response:
 async def _seed(request: web.Request) -> web.Response:
     state, user = _user(request)
     body = await _body(request)
-    count, seed, folders = body.get("count"), body.get("seed", 0), body.get("folders", 1)
-    if not isinstance(count, int) or not 0 <= count <= MAX_SEED or not isinstance(seed, int | str) \
-            or not isinstance(folders, int) or folders < 0:
-        raise _http_error(400, f'"count" must be an integer 0..{MAX_SEED}, "seed" an integer or a string, '
-                               '"folders" an integer >= 0')
+    (count, seed), folders = seed_params(body), body.get("folders", 1)
+    if not isinstance(folders, int) or folders < 0:
+        raise _http_error(400, '"folders" must be an integer >= 0')
     box, by_name = state.mailboxes[user], {}
     for folder in box.subfolders(box.contacts.folder_id, False):
         by_name.setdefault(folder.name, folder.folder_id)
@@ -191,16 +188,6 @@ def _fault(body: dict[str, Any]) -> Fault:
     return Fault(*common, user, operation, code)
 
 
-async def _add_fault(request: web.Request) -> web.Response:
-    request.app[STATE].faults.append(_fault(await _body(request)))
-    return web.Response(status=204)
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].faults.clear()
-    return web.Response(status=204)
-
-
 def add_control_routes(app: web.Application) -> None:
     """Mount /_control on an emulator app whose state is app[STATE]."""
     router = app.router
@@ -218,5 +205,4 @@ def add_control_routes(app: web.Application) -> None:
     router.add_delete("/_control/users/{user}/contacts/{native_id}", _delete_contact)
     router.add_post("/_control/users/{user}/seed", _seed)
     router.add_post("/_control/users/{user}/expire-cursors", _expire_cursors)
-    router.add_post("/_control/faults", _add_fault)
-    router.add_delete("/_control/faults", _clear_faults)
+    add_fault_routes(app, STATE, _fault)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import Fault, fault_fields
+from providers.control_kit import add_fault_routes, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
@@ -24,7 +24,6 @@ from providers.google.mapping import UPDATE_FIELDS, contact_to_person, person_to
 from providers.google.seed import generate
 
 _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
-MAX_SEED = 100_000
 
 
 def _user(request: web.Request) -> tuple[EmulatorState, str]:
@@ -95,9 +94,7 @@ async def _delete_contact(request: web.Request) -> web.Response:
 async def _seed(request: web.Request) -> web.Response:
     state, user = _user(request)
     body = await _body(request)
-    count, seed = body.get("count"), body.get("seed", 0)
-    if not isinstance(count, int) or not 0 <= count <= MAX_SEED or not isinstance(seed, int | str):
-        raise _http_error(400, f'"count" must be an integer 0..{MAX_SEED}, "seed" an integer or a string')
+    count, seed = seed_params(body)
     ids = [state.create(user, contact_to_person(c)).resource_name for c in generate(count, seed)]
     return _json({"count": len(ids), "nativeIds": ids}, 201)
 
@@ -105,20 +102,6 @@ async def _seed(request: web.Request) -> web.Response:
 async def _expire_cursors(request: web.Request) -> web.Response:
     state, user = _user(request)
     state.expire_cursors(user)
-    return web.Response(status=204)
-
-
-async def _add_fault(request: web.Request) -> web.Response:
-    try:
-        fields = fault_fields(await _body(request))
-    except (TypeError, ValueError, re.error) as exc:
-        raise _http_error(400, f"invalid fault: {exc}") from None
-    request.app[STATE].faults.append(Fault(*fields))
-    return web.Response(status=204)
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].faults.clear()
     return web.Response(status=204)
 
 
@@ -133,5 +116,4 @@ def add_control_routes(app: web.Application) -> None:
     router.add_delete("/_control/users/{user}/contacts/{native_id:.+}", _delete_contact)
     router.add_post("/_control/users/{user}/seed", _seed)
     router.add_post("/_control/users/{user}/expire-cursors", _expire_cursors)
-    router.add_post("/_control/faults", _add_fault)
-    router.add_delete("/_control/faults", _clear_faults)
+    add_fault_routes(app, STATE)

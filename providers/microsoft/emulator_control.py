@@ -15,17 +15,16 @@ from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS, ContactInput
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import fault_fields
+from providers.control_kit import add_fault_routes, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
 from providers.control_kit import read_body as _body
-from providers.microsoft.emulator_state import STATE, ContactRecord, EmulatorState, Fault, Folder, Mailbox
+from providers.microsoft.emulator_state import STATE, ContactRecord, EmulatorState, Folder, Mailbox
 from providers.microsoft.mapping import contact_to_graph, folder_of, graph_to_contact
 from providers.microsoft.seed import generate
 
 _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
-MAX_SEED = 100_000
 
 
 def _mailbox(request: web.Request) -> tuple[EmulatorState, Mailbox]:
@@ -109,9 +108,7 @@ async def _delete_contact(request: web.Request) -> web.Response:
 async def _seed(request: web.Request) -> web.Response:
     state, mailbox = _mailbox(request)
     body = await _body(request)
-    count, seed = body.get("count"), body.get("seed", 0)
-    if not isinstance(count, int) or not 0 <= count <= MAX_SEED or not isinstance(seed, int | str):
-        raise _http_error(400, f'"count" must be an integer 0..{MAX_SEED}, "seed" an integer or a string')
+    count, seed = seed_params(body)
     ids = [store(state, mailbox, contact).contact_id for contact in generate(count, seed)]
     return _json({"count": len(ids), "nativeIds": ids}, 201)
 
@@ -119,20 +116,6 @@ async def _seed(request: web.Request) -> web.Response:
 async def _expire_cursors(request: web.Request) -> web.Response:
     state, mailbox = _mailbox(request)
     state.expire_cursors(mailbox)
-    return web.Response(status=204)
-
-
-async def _add_fault(request: web.Request) -> web.Response:
-    try:
-        fields = fault_fields(await _body(request))
-    except (TypeError, ValueError, re.error) as exc:
-        raise _http_error(400, f"invalid fault: {exc}") from None
-    request.app[STATE].faults.append(Fault(*fields))
-    return web.Response(status=204)
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].faults.clear()
     return web.Response(status=204)
 
 
@@ -147,5 +130,4 @@ def add_control_routes(app: web.Application) -> None:
     router.add_delete("/_control/users/{user}/contacts/{native_id}", _delete_contact)
     router.add_post("/_control/users/{user}/seed", _seed)
     router.add_post("/_control/users/{user}/expire-cursors", _expire_cursors)
-    router.add_post("/_control/faults", _add_fault)
-    router.add_delete("/_control/faults", _clear_faults)
+    add_fault_routes(app, STATE)
