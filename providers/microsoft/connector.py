@@ -4,8 +4,10 @@ Tokens come from msal (auth.py, in worker threads); Graph is called with aiohttp
 failure becomes a provider error at one boundary, `map_errors`. The connector never sleeps and never
 retries; the core's policy does.
 
-Sync covers every contact folder: the default "Contacts" folder (`/contacts/delta`) and its subfolders
-(`GET /contactFolders`, then `/contactFolders/{id}/contacts/delta` each). Nested subfolders are not synced.
+Sync covers every contact folder: the default "Contacts" folder (`/contacts/delta`) and every folder below
+it, nested or not (`GET /contactFolders`, then `/contactFolders/{id}/childFolders` of each folder found, then
+`/contactFolders/{id}/contacts/delta` each: Graph addresses any folder of the mailbox by its id). A contact's
+folder is its path of display names below the default folder, "/"-joined ("Work/Clients"; see mapping.py).
 A round walks the folders one delta page per call, following `@odata.nextLink` until `@odata.deltaLink`.
 The cursor (see `_Cursor`) is "mg1." + base64url JSON of one [folder id ("" = default), phase, link, name]
 per folder; phase "p" = not read yet this round (link: last round's deltaLink, or None for a first
@@ -125,20 +127,35 @@ class MicrosoftConnector(Connector):
         self._graph = GraphClient(settings, self._tokens)
         mailbox = parsed.get("mailbox")
         self._root = "/me" if mailbox is None else f"/users/{quote(mailbox, safe='@')}"
-        self._folders: dict[str, str] = {}  # subfolder id -> display name, as last listed
+        self._folders: dict[str, str] = {}  # subfolder id -> its "/"-joined path, as last listed
         self._default_id: str | None = None
 
     # --- folders --------------------------------------------------------------------------------------
+    async def _children(self, url: str) -> list[dict[str, Any]]:
+        """Every folder of a folder listing (all pages)."""
+        found: list[dict[str, Any]] = []
+        next_url: str | None = f"{url}?$top=100"
+        while next_url:
+            page = await self._graph.call("GET", next_url) or {}
+            found += [f for f in page.get("value") or [] if isinstance(f, dict) and f.get("id")]
+            next_url = page.get("@odata.nextLink")
+        return found
+
     async def _list_folders(self) -> dict[str, str]:
-        """The subfolders of the default folder, id -> display name (all pages)."""
+        """Every folder below the default folder, nested too, id -> "/"-joined path, parents before children."""
         folders: dict[str, str] = {}
-        url: str | None = f"{self._root}/contactFolders?$top=100"
-        while url:
-            page = await self._graph.call("GET", url) or {}
-            for folder in page.get("value") or []:
-                folders[folder["id"]] = str(folder.get("displayName") or "")
-                self._default_id = folder.get("parentFolderId") or self._default_id
-            url = page.get("@odata.nextLink")
+        level = [(f, str(f.get("displayName") or "")) for f in await self._children(f"{self._root}/contactFolders")]
+        for folder, _ in level:
+            self._default_id = folder.get("parentFolderId") or self._default_id
+        while level:
+            below: list[tuple[dict[str, Any], str]] = []
+            for folder, path in level:
+                if folder["id"] in folders:  # a folder listed twice (or a cycle) is walked once
+                    continue
+                folders[folder["id"]] = path
+                url = f"{self._root}/contactFolders/{quote(folder['id'], safe=_ID_SAFE)}/childFolders"
+                below += [(c, f"{path}/{c.get('displayName') or ''}") for c in await self._children(url)]
+            level = below
         self._folders = folders
         return folders
 
@@ -153,17 +170,29 @@ class MicrosoftConnector(Connector):
     def _named(self, name: str) -> str | None:
         return next((fid for fid, n in self._folders.items() if n.casefold() == name.casefold()), None)
 
-    async def _folder_id(self, name: str) -> str:
-        """The id of the subfolder called `name` (case-insensitive, as Outlook), created when missing."""
-        found = self._named(name)
+    async def _folder_id(self, path: str) -> str:
+        """The id of the folder at a "/"-joined path (case-insensitive, as Outlook), made level by level where
+        missing (`POST /contactFolders`, then `/contactFolders/{parent}/childFolders`)."""
+        found = self._named(path)
         if found is None:
             await self._list_folders()
-            found = self._named(name)
-        if found is None:
-            created = await self._graph.call("POST", f"{self._root}/contactFolders", {"displayName": name}) or {}
-            found = str(created["id"])
-            self._folders[found] = name
-        return found
+            found = self._named(path)
+        if found is not None:
+            return found
+        parent: str | None = None
+        names = path.split("/")
+        for depth in range(1, len(names) + 1):
+            prefix = "/".join(names[:depth])
+            existing = self._named(prefix)
+            if existing is None:
+                url = f"{self._root}/contactFolders" if parent is None else \
+                    f"{self._root}/contactFolders/{quote(parent, safe=_ID_SAFE)}/childFolders"
+                created = await self._graph.call("POST", url, {"displayName": names[depth - 1]}) or {}
+                existing = str(created["id"])
+                self._folders[existing] = prefix
+            parent = existing
+        assert parent is not None
+        return parent
 
     def _delta_url(self, key: str) -> str:
         """The first delta call of a folder; $select goes only there (Graph keeps it in its tokens)."""

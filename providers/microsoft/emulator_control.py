@@ -44,8 +44,7 @@ def _record(request: web.Request) -> tuple[EmulatorState, Mailbox, ContactRecord
 
 
 def _folder_name(mailbox: Mailbox, record: ContactRecord) -> str | None:
-    folder = mailbox.folders[record.folder_id]
-    return None if folder is mailbox.default else folder.name
+    return mailbox.path_of(mailbox.folders[record.folder_id])
 
 
 def _view(mailbox: Mailbox, record: ContactRecord) -> dict[str, Any]:
@@ -54,11 +53,10 @@ def _view(mailbox: Mailbox, record: ContactRecord) -> dict[str, Any]:
 
 
 def store(state: EmulatorState, mailbox: Mailbox, contact: ContactInput) -> ContactRecord:
-    """Create a contact from unified content, in the folder its folder attribute names (made if needed)."""
-    name = folder_of(contact)
-    folder: Folder = mailbox.default
-    if name is not None:
-        folder = mailbox.folder_named(name) or state.add_folder(mailbox, name)
+    """Create a contact from unified content, in the folder its folder attribute names: a "/"-joined path
+    below the default folder, made level by level where missing."""
+    path = folder_of(contact)
+    folder: Folder = mailbox.default if path is None else state.folder_path(mailbox, path)
     return state.create(mailbox, folder, contact_to_graph(contact))
 
 

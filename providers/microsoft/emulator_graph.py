@@ -5,7 +5,9 @@ change on every write; PATCH/DELETE check `If-Match` (412 ErrorIrresolvableConfl
 `Prefer: odata.maxpagesize` up to the server cap and carry absolute `@odata.nextLink`/`@odata.deltaLink`
 on the emulator's own base URL; an evicted token answers 410 syncStateNotFound with a `Location` holding a
 fresh initial delta URL. `/me/contactFolders` lists the subfolders of the default "Contacts" folder (as
-Graph does); the default folder's contacts are `/me/contacts` and `/me/contacts/delta`.
+Graph does), `/me/contactFolders/{id}/childFolders` the child folders of any folder (list, create), and
+`/me/contactFolders/{id}` addresses any folder of the mailbox by id, nested or not; the default folder's
+contacts are `/me/contacts` and `/me/contacts/delta`.
 """
 
 from __future__ import annotations
@@ -161,19 +163,28 @@ def _find_folder(mailbox: Mailbox, folder_id: str) -> Folder:
     return folder
 
 
+async def _children(request: web.Request, state: EmulatorState, mailbox: Mailbox, parent: Folder) -> web.Response:
+    """The child folders of `parent`: list (GET) or create (POST)."""
+    if request.method == "GET":
+        return _collection(request, [f.render() for f in mailbox.subfolders(parent)], "Collection(contactFolder)")
+    if request.method != "POST":
+        raise GraphError(405)
+    name = (await _body(request)).get("displayName")
+    if not isinstance(name, str) or not name.strip():
+        raise GraphError(400, "ErrorInvalidRequest", "The folder displayName is required.")
+    if mailbox.folder_named(name, parent) is not None:
+        raise GraphError(409)
+    return json_response(state.add_folder(mailbox, name, parent).render(), 201)
+
+
 async def _folders(request: web.Request, state: EmulatorState, mailbox: Mailbox, rest: list[str]) -> web.Response:
-    """contactFolders (list, create) and contactFolders/{id} (get, delete)."""
+    """contactFolders (list, create), contactFolders/{id} (get, delete), contactFolders/{id}/childFolders."""
     method = request.method
-    if len(rest) == 1 and method == "GET":
-        return _collection(request, [f.render() for f in mailbox.subfolders()], "Collection(contactFolder)")
-    if len(rest) == 1 and method == "POST":
-        name = (await _body(request)).get("displayName")
-        if not isinstance(name, str) or not name.strip():
-            raise GraphError(400, "ErrorInvalidRequest", "The folder displayName is required.")
-        if mailbox.folder_named(name) is not None:
-            raise GraphError(409)
-        return json_response(state.add_folder(mailbox, name).render(), 201)
+    if len(rest) == 1:
+        return await _children(request, state, mailbox, mailbox.default)
     folder = _find_folder(mailbox, rest[1])
+    if rest[2:] == ["childFolders"]:
+        return await _children(request, state, mailbox, folder)
     if method == "GET":
         return json_response(folder.render())
     if method != "DELETE":
@@ -250,7 +261,7 @@ async def graph(request: web.Request) -> web.Response:
     state = request.app[STATE]
     segments = [unquote(s) for s in request.rel_url.raw_path.split("/")[2:]]
     mailbox, rest = _mailbox(request, state, segments)
-    if rest[:1] == ["contactFolders"] and len(rest) <= 2:
+    if rest[:1] == ["contactFolders"] and (len(rest) <= 2 or rest[2:] == ["childFolders"]):
         return await _folders(request, state, mailbox, rest)
     if rest[:1] == ["contactFolders"] and rest[2:3] == ["contacts"]:
         return await _contacts(request, state, mailbox, _find_folder(mailbox, rest[1]), rest[3:])

@@ -160,12 +160,29 @@ class Mailbox:
         self.seq = 0
         self.epoch = 0  # bumped by expire-cursors: older delta and skip tokens die
 
-    def subfolders(self) -> list[Folder]:
-        return [f for f in self.folders.values() if f is not self.default]
+    def subfolders(self, parent: Folder | None = None) -> list[Folder]:
+        """The child folders of `parent` (default: of the default folder)."""
+        parent_id = (parent or self.default).folder_id
+        return [f for f in self.folders.values() if f.parent_id == parent_id and f is not self.default]
 
-    def folder_named(self, name: str) -> Folder | None:
-        """A subfolder by display name (case-insensitive, as Outlook compares them)."""
-        return next((f for f in self.subfolders() if f.name.casefold() == name.casefold()), None)
+    def folder_named(self, name: str, parent: Folder | None = None) -> Folder | None:
+        """A child folder of `parent` by display name (case-insensitive, as Outlook compares them)."""
+        return next((f for f in self.subfolders(parent) if f.name.casefold() == name.casefold()), None)
+
+    def folder_at(self, path: str) -> Folder | None:
+        """The folder at a "/"-joined path of names below the default folder."""
+        folder: Folder | None = self.default
+        for name in path.split("/"):
+            folder = self.folder_named(name, folder) if folder is not None else None
+        return folder
+
+    def path_of(self, folder: Folder) -> str | None:
+        """A folder's "/"-joined path below the default folder; None for the default folder itself."""
+        names: list[str] = []
+        while folder is not self.default:
+            names.append(folder.name)
+            folder = self.folders[folder.parent_id]
+        return "/".join(reversed(names)) or None
 
     def get(self, contact_id: str) -> ContactRecord | None:
         record = self.records.get(contact_id)
@@ -258,13 +275,24 @@ class EmulatorState:
     def now_iso(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def add_folder(self, mailbox: Mailbox, name: str) -> Folder:
-        folder = Folder(_graph_id("AAMkAD", mailbox.user, "folder", next(self._ids)), name, mailbox.default.folder_id)
+    def add_folder(self, mailbox: Mailbox, name: str, parent: Folder | None = None) -> Folder:
+        folder = Folder(_graph_id("AAMkAD", mailbox.user, "folder", next(self._ids)), name,
+                        (parent or mailbox.default).folder_id)
         mailbox.folders[folder.folder_id] = folder
         return folder
 
+    def folder_path(self, mailbox: Mailbox, path: str) -> Folder:
+        """The folder at a "/"-joined path below the default folder, made level by level where missing."""
+        folder = mailbox.default
+        for name in path.split("/"):
+            folder = mailbox.folder_named(name, folder) or self.add_folder(mailbox, name, folder)
+        return folder
+
     def delete_folder(self, mailbox: Mailbox, folder: Folder) -> None:
-        """Delete a subfolder and every contact in it (their ids die with the folder's sync state)."""
+        """Delete a subfolder, its child folders and every contact in them (their ids die with the folders'
+        sync state), as Graph does."""
+        for child in mailbox.subfolders(folder):
+            self.delete_folder(mailbox, child)
         for contact_id in list(folder.ids):
             if mailbox.get(contact_id) is not None:
                 self.delete(mailbox, contact_id)

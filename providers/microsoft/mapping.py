@@ -5,10 +5,12 @@ cannot drift from what is done. Graph holds one contact per folder: `[type=x]` e
 property that holds the items of that unified type.
 
 Where the contact lives: a Graph contact sits in one contact folder (`parentFolderId`), which the unified
-model has no field for. We keep it as the attribute `{"name": "folder", "value": <folder displayName>}`:
+model has no field for. We keep it as the attribute `{"name": "folder", "value": <folder path>}`:
 contacts of the mailbox's default "Contacts" folder carry no such attribute, those of any other folder carry
-its display name. Writing a contact with that attribute creates it in that folder (the connector creates the
-folder when none has that name); without it, in the default folder. Graph cannot move a contact between
+its path of display names below the default folder, "/"-joined: "Work" for a subfolder, "Work/Clients" for a
+folder inside it. Writing a contact with that attribute creates it in that folder (the connector creates the
+missing folders, level by level); without it, in the default folder. (A display name that itself holds "/"
+reads back as is, but a path naming it on creation is split at the "/".) Graph cannot move a contact between
 folders, so the attribute only matters on creation. The folder is not part of the Graph body:
 `graph_to_contact(item, folder)` takes it from the caller, who knows which folder the item came from.
 
@@ -72,7 +74,7 @@ FIELD_MAP: dict[str, str] = {
     "notes": "personalNotes",
     "birthday": "birthday",
     "keywords[]": "categories[]",
-    "attributes[name=folder].value": "parentFolderId (as the folder's displayName)",
+    "attributes[name=folder].value": "parentFolderId (as the folder's \"/\"-joined path of displayNames)",
 }
 
 FOLDER_ATTRIBUTE = "folder"
@@ -118,7 +120,7 @@ _GRAPH_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}))?")
 
 
 def folder_of(contact: ContactInput) -> str | None:
-    """The folder display name the contact asks for, or None for the default folder."""
+    """The folder path the contact asks for ("Work", "Work/Clients"), or None for the default folder."""
     for attribute in contact.attributes or []:
         if attribute.name == FOLDER_ATTRIBUTE and attribute.value:
             return attribute.value

@@ -85,6 +85,39 @@ async def test_folders_created_or_removed_between_rounds(alice: MicrosoftConnect
     assert sorted(ids(pages)) == sorted(t["nativeId"] for t in await control.call("GET", "/users/alice/contacts"))
 
 
+async def test_nested_folders_are_synced_and_written_by_path(alice: MicrosoftConnector, control: Control,
+                                                            http: aiohttp.ClientSession,
+                                                            state: EmulatorState) -> None:
+    token = state.issue_access_token("alice")
+    work = await graph_call(http, "POST", "/v1.0/me/contactFolders", token, 201, json={"displayName": "Work"})
+    clients = await graph_call(http, "POST", f"/v1.0/me/contactFolders/{work['id']}/childFolders", token, 201,
+                               json={"displayName": "Clients"})
+    vip = await graph_call(http, "POST", f"/v1.0/me/contactFolders/{clients['id']}/childFolders", token, 201,
+                           json={"displayName": "VIP"})
+    deep = await graph_call(http, "POST", f"/v1.0/me/contactFolders/{vip['id']}/contacts", token, 201,
+                            json={"givenName": "Deep"})
+    inside = await graph_call(http, "POST", f"/v1.0/me/contactFolders/{clients['id']}/contacts", token, 201,
+                              json={"givenName": "Inside"})
+    pages, cursor = await drain(alice, None)
+    listed = {c.native_id: folder(c) for p in pages for c in p.changes}
+    assert listed == {deep["id"]: "Work/Clients/VIP", inside["id"]: "Work/Clients"}
+
+    created = await alice.create(ContactInput.model_validate(
+        {"name": {"givenName": "New"}, "attributes": [{"name": "folder", "value": "Work/Clients/Prospects"}]}))
+    assert folder(created) == "Work/Clients/Prospects"
+    mailbox = state.mailboxes["alice"]
+    prospects = mailbox.folder_at("Work/Clients/Prospects")
+    assert prospects is not None and prospects.parent_id == clients["id"]  # made inside the existing path
+    assert mailbox.get(created.native_id).folder_id == prospects.folder_id  # type: ignore[union-attr]
+    pages, cursor = await drain(alice, cursor)
+    assert [(c.native_id, folder(c)) for p in pages for c in p.changes] == [
+        (created.native_id, "Work/Clients/Prospects")]
+
+    await graph_call(http, "DELETE", f"/v1.0/me/contactFolders/{vip['id']}", token, 204)
+    with pytest.raises(CursorExpired, match="removed or renamed"):  # its contact went with it
+        await alice.list_changes(cursor)
+
+
 async def test_folder_removed_mid_round(alice: MicrosoftConnector, control: Control, http: aiohttp.ClientSession,
                                         state: EmulatorState) -> None:
     await control.seed("alice", 30)

@@ -232,6 +232,29 @@ async def test_folders(http: ClientSession, control: Control, state: EmulatorSta
     await graph_call(http, "GET", f"/v1.0/me/contactFolders/{folder['id']}/contacts/delta", token, 404)
 
 
+async def test_child_folders(http: ClientSession, control: Control, state: EmulatorState) -> None:
+    token = await user(control, state, "alice")
+    work = await graph_call(http, "POST", "/v1.0/me/contactFolders", token, 201, json={"displayName": "Work"})
+    children = f"/v1.0/me/contactFolders/{work['id']}/childFolders"
+    assert (await graph_call(http, "GET", children, token, 200))["value"] == []
+    child = await graph_call(http, "POST", children, token, 201, json={"displayName": "Clients"})
+    assert child["parentFolderId"] == work["id"]
+    await graph_call(http, "POST", children, token, 409, json={"displayName": "clients"})  # siblings only
+    await graph_call(http, "POST", "/v1.0/me/contactFolders", token, 201, json={"displayName": "Clients"})
+    assert (await graph_call(http, "GET", children, token, 200))["value"] == [child]
+    assert {f["displayName"] for f in (await graph_call(http, "GET", "/v1.0/me/contactFolders", token,
+                                                        200))["value"]} == {"Work", "Clients"}
+    inside = await graph_call(http, "POST", f"/v1.0/me/contactFolders/{child['id']}/contacts", token, 201,
+                              json={"givenName": "Nested"})
+    delta = await graph_call(http, "GET", f"/v1.0/me/contactFolders/{child['id']}/contacts/delta", token, 200)
+    assert [c["id"] for c in delta["value"]] == [inside["id"]]
+    await graph_call(http, "POST", "/v1.0/me/contactFolders/nope/childFolders", token, 404,
+                     json={"displayName": "X"})
+    await graph_call(http, "DELETE", f"/v1.0/me/contactFolders/{work['id']}", token, 204)  # the subtree goes too
+    await graph_call(http, "GET", f"/v1.0/me/contactFolders/{child['id']}", token, 404)
+    await graph_call(http, "GET", f"/v1.0/me/contacts/{inside['id']}", token, 404)
+
+
 async def test_control_api(http: ClientSession, control: Control, state: EmulatorState) -> None:
     token = await user(control, state, "alice")
     native_id = await control.create("alice", {"name": {"givenName": "Ada"}, "notes": "n", "keywords": ["vip"],
