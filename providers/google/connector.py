@@ -51,7 +51,15 @@ from providers.base import (
     Unavailable,
     retry_after_seconds,
 )
-from providers.google.mapping import PERSON_FIELDS, contact_to_person, person_content, update_person_fields
+from providers.google.mapping import (
+    GROUP_PREFIX,
+    MY_CONTACTS,
+    PERSON_FIELDS,
+    contact_to_person,
+    group_resources,
+    person_content,
+    update_person_fields,
+)
 
 T = TypeVar("T")
 
@@ -181,14 +189,15 @@ class _Cursor:
         return parsed
 
 
-def _remote(person: dict[str, Any]) -> RemoteContact:
+def _remote(person: dict[str, Any], group_names: dict[str, str]) -> RemoteContact:
     """A Person (or its deletion tombstone) as a RemoteContact: version = person etag."""
     metadata = person.get("metadata") or {}
     sources = [s for s in metadata.get("sources") or [] if isinstance(s, dict)]
     times = [s["updateTime"] for s in sources if s.get("updateTime") and s.get("type", "CONTACT") == "CONTACT"]
     deleted = bool(metadata.get("deleted"))
     return RemoteContact(native_id=person["resourceName"], version=person.get("etag"),
-                         mapped=None if deleted else functools.partial(person_content, person), deleted=deleted,
+                         mapped=None if deleted else functools.partial(person_content, person, group_names),
+                         deleted=deleted,
                          modified_time=max(times) if times else None)
 
 
@@ -204,7 +213,9 @@ class GoogleConnector(Connector):
                                   token_uri=settings.token_url, scopes=list(settings.scopes))
         self._settings = settings
         self._executor = executor or shared_executor(settings.max_threads)
-        self._collections: tuple[Resource, Resource] | None = None
+        self._collections: tuple[Resource, Resource, Resource] | None = None
+        self._group_names: dict[str, str] = {}  # contact group resource name -> name, as last listed
+        self._group_ids: dict[str, str] = {}  # contact group name -> resource name
         self._service_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
 
@@ -217,15 +228,15 @@ class GoogleConnector(Connector):
         except _LIBRARY_ERRORS as exc:
             raise map_errors(exc) from exc
 
-    def _build(self) -> tuple[Resource, Resource]:
+    def _build(self) -> tuple[Resource, Resource, Resource]:
         service = build("people", "v1", credentials=self._creds, static_discovery=True, cache_discovery=False,
                         client_options={"api_endpoint": self._settings.api_base})
         people = service.people()  # type: ignore[attr-defined]
-        return people, people.connections()
+        return people, people.connections(), service.contactGroups()  # type: ignore[attr-defined]
 
-    async def _resources(self) -> tuple[Any, Any]:
-        """The people() and people().connections() collections, built once: building one reads the bundled
-        discovery file and renders every method's docstring, which cost ~10 ms per page when rebuilt."""
+    async def _resources(self) -> tuple[Any, Any, Any]:
+        """The people(), people().connections() and contactGroups() collections, built once: building one
+        reads the bundled discovery file and renders every method's docstring (~10 ms each time)."""
         if self._collections is None:
             async with self._service_lock:
                 if self._collections is None:
@@ -256,6 +267,56 @@ class GoogleConnector(Connector):
                     await self._run(self._refresh)
         return await self._run(self._send, request)
 
+    # --- contact groups (keywords) ------------------------------------------------------------------------
+    async def _load_groups(self) -> None:
+        """Every contact group of the account (contactGroups.list, all pages): names <-> resource names."""
+        groups = (await self._resources())[2]
+        names: dict[str, str] = {}
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {"pageSize": 1000, "groupFields": "name,groupType"}
+            if page_token:
+                params["pageToken"] = page_token
+            response = await self._execute(groups.list(**params))
+            for group in response.get("contactGroups") or []:
+                if isinstance(group, dict) and group.get("resourceName") and group.get("name"):
+                    names[group["resourceName"]] = str(group["name"])
+            page_token = response.get("nextPageToken")
+            if not page_token:
+                break
+        self._group_names.clear()
+        self._group_names.update(names)
+        self._group_ids.clear()
+        self._group_ids.update((name, resource) for resource, name in names.items())
+
+    async def _names_for(self, people: list[dict[str, Any]]) -> dict[str, str]:
+        """The group-name map, listed again when these people name a group it does not know."""
+        named = {r for p in people if isinstance(p, dict) for r in group_resources(p.get("memberships"))}
+        if named - self._group_names.keys() - {GROUP_PREFIX + MY_CONTACTS}:
+            await self._load_groups()
+        return self._group_names
+
+    async def _groups_for(self, contact: ContactInput) -> dict[str, str]:
+        """Name -> resource name for every keyword of `contact`, creating the user groups that are missing."""
+        wanted = [k for k in dict.fromkeys(contact.keywords or []) if k != MY_CONTACTS]
+        if any(k not in self._group_ids for k in wanted):
+            await self._load_groups()
+        groups = (await self._resources())[2]
+        for keyword in wanted:
+            if keyword in self._group_ids:
+                continue
+            try:
+                created = await self._execute(groups.create(body={"contactGroup": {"name": keyword}}))
+            except Conflict:  # made meanwhile (409 ALREADY_EXISTS)
+                await self._load_groups()
+                continue
+            self._group_names[created["resourceName"]] = keyword
+            self._group_ids[keyword] = created["resourceName"]
+        return self._group_ids
+
+    async def _remote_of(self, person: dict[str, Any]) -> RemoteContact:
+        return _remote(person, await self._names_for([person]))
+
     # --- Connector ------------------------------------------------------------------------------------
     async def list_changes(self, cursor: str | None) -> ChangePage:
         """A page of a full listing (cursor None) or of the changes since a sync token."""
@@ -267,7 +328,9 @@ class GoogleConnector(Connector):
         if at.page is not None:
             params["pageToken"] = at.page
         response = await self._execute((await self._resources())[1].list(**params))
-        changes = [_remote(person) for person in response.get("connections") or []]
+        people = response.get("connections") or []
+        names = await self._names_for(people)
+        changes = [_remote(person, names) for person in people]
         if response.get("nextPageToken"):
             kind = "full" if at.kind == "full" else "inc"
             return ChangePage(changes, _Cursor(kind, response["nextPageToken"], at.sync).encode(), more=True)
@@ -277,28 +340,30 @@ class GoogleConnector(Connector):
 
     async def get(self, native_id: str) -> RemoteContact:
         people = await self._people()
-        return _remote(await self._execute(people.get(resourceName=_resource(native_id),
-                                                      personFields=PERSON_FIELDS)))
+        return await self._remote_of(await self._execute(people.get(resourceName=_resource(native_id),
+                                                                    personFields=PERSON_FIELDS)))
 
     async def create(self, contact: ContactInput) -> RemoteContact:
+        body = contact_to_person(contact, await self._groups_for(contact))
         people = await self._people()
-        return _remote(await self._execute(people.createContact(body=contact_to_person(contact),
-                                                                personFields=PERSON_FIELDS)))
+        return await self._remote_of(await self._execute(people.createContact(body=body,
+                                                                              personFields=PERSON_FIELDS)))
 
     async def update(self, native_id: str, contact: ContactInput, if_match: str | None) -> RemoteContact:
         """Replace every mapped field; the etag is if_match, or the current one when None."""
         resource = _resource(native_id)
         etag = if_match if if_match is not None else (await self.get(resource)).version
-        body = contact_to_person(contact)
+        body = contact_to_person(contact, await self._groups_for(contact))
         body["etag"] = etag  # Google checks the top-level etag; the source etag is sent too, as documented
         body["metadata"] = {"sources": [{"type": "CONTACT", "etag": etag}]}
         people = await self._people()
         request = people.updateContact(resourceName=resource, body=body, personFields=PERSON_FIELDS,
                                        updatePersonFields=update_person_fields(contact))
         try:
-            return _remote(await self._execute(request))
+            updated = await self._execute(request)
         except Conflict as exc:
             raise Conflict(str(exc), current_version=await self._current_version(resource)) from exc
+        return await self._remote_of(updated)
 
     async def delete(self, native_id: str, if_match: str | None) -> None:
         """deleteContact; Google does not check etags on delete, so a given if_match is checked first."""

@@ -29,8 +29,10 @@ from providers.google.emulator_state import (
     SINGLETON_FIELDS,
     STATE,
     UPDATABLE_FIELDS,
+    Book,
     EmulatorState,
 )
+from providers.google.mapping import GROUP_PREFIX
 
 __all__ = ["STATE", "EmulatorState", "create_app", "main", "run"]
 
@@ -253,9 +255,50 @@ async def _get(request: web.Request, state: EmulatorState, user: str, person_id:
     return _json(record.render(wanted))
 
 
+def _check_groups(book: Book, body: dict[str, Any]) -> None:
+    """Every contact group a Person's memberships name must exist (a 400 otherwise)."""
+    for membership in body.get("memberships") or []:
+        cgm = membership.get("contactGroupMembership") if isinstance(membership, dict) else None
+        if not isinstance(cgm, dict):
+            continue
+        resource = cgm.get("contactGroupResourceName") or (
+            GROUP_PREFIX + str(cgm["contactGroupId"]) if cgm.get("contactGroupId") else None)
+        if resource is not None and resource not in book.groups:
+            raise GoogleError(400, f"Contact group not found: {resource}", "FAILED_PRECONDITION")
+
+
 async def _create(request: web.Request, state: EmulatorState, user: str) -> web.Response:
     wanted = _optional_mask(request.query.get("personFields"))
-    return _json(state.create(user, await _person_body(request)).render(wanted))
+    body = await _person_body(request)
+    _check_groups(state.books[user], body)
+    return _json(state.create(user, body).render(wanted))
+
+
+async def _groups(request: web.Request, state: EmulatorState, user: str) -> web.Response:
+    """contactGroups.list (system and user groups, paged) and contactGroups.create (unique names, else 409)."""
+    book = state.books[user]
+    if request.method == "POST":
+        try:
+            body = orjson.loads(await request.read())
+            name = body["contactGroup"]["name"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise GoogleError(400, "Invalid JSON payload received. Expected contactGroup.name.") from None
+        if not isinstance(name, str) or not name.strip():
+            raise GoogleError(400, "Contact group name must not be empty.")
+        if book.group_named(name) is not None:
+            raise GoogleError(409, "Contact group name already exists.", "ALREADY_EXISTS")
+        return _json(book.render_group(book.add_group(name)))
+    size = _page_size(request.query.get("pageSize") or "30")
+    token = request.query.get("pageToken")
+    start = int(token) if token and token.isdigit() else 0
+    resources = list(book.groups)
+    body: dict[str, Any] = {"contactGroups": [book.render_group(r) for r in resources[start:start + size]],
+                            "totalItems": len(resources)}
+    if start + size < len(resources):
+        body["nextPageToken"] = str(start + size)
+    else:
+        body["nextSyncToken"] = state.sync_token(user)
+    return _json(body)
 
 
 async def _update(request: web.Request, state: EmulatorState, user: str, person_id: str) -> web.Response:
@@ -279,6 +322,8 @@ async def _update(request: web.Request, state: EmulatorState, user: str, person_
     if not current:
         raise GoogleError(400, "Request person.etag is different than the current person.etag. Clear local "
                                "cache and get the latest person.", "FAILED_PRECONDITION")
+    if "memberships" in mask:
+        _check_groups(state.books[user], body)
     return _json(state.update(user, person_id, body, set(mask)).render(wanted))
 
 
@@ -298,6 +343,8 @@ async def _people(request: web.Request) -> web.Response:
         return await _list(request, state, user)
     if path == "people" and verb == "createContact" and method == "POST":
         return await _create(request, state, user)
+    if path == "contactGroups" and not verb and method in ("GET", "POST"):
+        return await _groups(request, state, user)
     person_id = path.removeprefix("people/")
     if path.startswith("people/") and person_id and "/" not in person_id:
         if not verb and method == "GET":

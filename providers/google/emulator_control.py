@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.models import WRITABLE_FIELDS
+from gateway.models import WRITABLE_FIELDS, ContactInput
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
 from providers.control_kit import add_fault_routes, seed_params
 from providers.control_kit import http_error as _http_error
@@ -42,9 +42,17 @@ def _record(request: web.Request) -> tuple[EmulatorState, str, PersonRecord]:
     return state, user, record
 
 
-def _view(record: PersonRecord) -> dict[str, Any]:
-    contact = person_to_contact(record.render())
+def _view(state: EmulatorState, user: str, record: PersonRecord) -> dict[str, Any]:
+    contact = person_to_contact(record.render(), state.books[user].groups)
     return {"nativeId": record.resource_name, "contact": contact.model_dump(mode="json", exclude_none=True)}
+
+
+def _person(state: EmulatorState, user: str, contact: ContactInput) -> dict[str, Any]:
+    """The Person for unified content; a keyword naming no contact group makes a user group, as the
+    connector does."""
+    book = state.books[user]
+    groups = {k: book.group_named(k) or book.add_group(k) for k in contact.keywords or [] if k != "myContacts"}
+    return contact_to_person(contact, groups)
 
 
 async def _create_user(request: web.Request) -> web.Response:
@@ -57,19 +65,19 @@ async def _create_user(request: web.Request) -> web.Response:
 
 async def _create_contact(request: web.Request) -> web.Response:
     state, user = _user(request)
-    record = state.create(user, contact_to_person(_contact(await _body(request))))
+    record = state.create(user, _person(state, user, _contact(await _body(request))))
     return _json({"nativeId": record.resource_name}, 201)
 
 
 async def _list_contacts(request: web.Request) -> web.Response:
     state, user = _user(request)
     records = [r for r in state.books[user].records.values() if not r.deleted]
-    return _json([_view(r) for r in sorted(records, key=lambda r: r.seq)])
+    return _json([_view(state, user, r) for r in sorted(records, key=lambda r: r.seq)])
 
 
 async def _get_contact(request: web.Request) -> web.Response:
-    _, _, record = _record(request)
-    return _json(_view(record))
+    state, user, record = _record(request)
+    return _json(_view(state, user, record))
 
 
 async def _patch_contact(request: web.Request) -> web.Response:
@@ -79,10 +87,10 @@ async def _patch_contact(request: web.Request) -> web.Response:
     unknown = set(body) - WRITABLE_FIELDS - _SERVER_FIELDS
     if unknown:
         raise _http_error(400, f"unknown contact fields: {sorted(unknown)}")
-    merged = person_to_contact(record.render()).model_dump(exclude_none=True)
+    merged = person_to_contact(record.render(), state.books[user].groups).model_dump(exclude_none=True)
     merged.update({k: v for k, v in body.items() if k in WRITABLE_FIELDS})
-    person = contact_to_person(_contact({k: v for k, v in merged.items() if v is not None}))
-    return _json(_view(state.update(user, record.person_id, person, set(UPDATE_FIELDS))))
+    person = _person(state, user, _contact({k: v for k, v in merged.items() if v is not None}))
+    return _json(_view(state, user, state.update(user, record.person_id, person, set(UPDATE_FIELDS))))
 
 
 async def _delete_contact(request: web.Request) -> web.Response:
@@ -95,7 +103,7 @@ async def _seed(request: web.Request) -> web.Response:
     state, user = _user(request)
     body = await _body(request)
     count, seed = seed_params(body)
-    ids = [state.create(user, contact_to_person(c)).resource_name for c in generate(count, seed)]
+    ids = [state.create(user, _person(state, user, c)).resource_name for c in generate(count, seed)]
     return _json({"count": len(ids), "nativeIds": ids}, 201)
 
 

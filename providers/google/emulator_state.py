@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from providers.control_kit import Fault
+from providers.google.mapping import GROUP_PREFIX
 
 DEFAULT_CLIENT_ID = "contacts-gateway-emulator.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "emulator-secret"
@@ -59,10 +60,10 @@ def clean_person(body: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in body.items() if k in UPDATABLE_FIELDS and v not in (None, [], {})}
     memberships = []
     for m in fields.get("memberships") or [{"contactGroupMembership": {
-            "contactGroupResourceName": "contactGroups/myContacts"}}]:
+            "contactGroupResourceName": GROUP_PREFIX + "myContacts"}}]:
         cgm = dict(m.get("contactGroupMembership") or {}) if isinstance(m, dict) else {}
-        name = cgm.get("contactGroupResourceName") or f"contactGroups/{cgm.get('contactGroupId', '')}"
-        cgm.update(contactGroupResourceName=name, contactGroupId=name.removeprefix("contactGroups/"))
+        name = cgm.get("contactGroupResourceName") or f"{GROUP_PREFIX}{cgm.get('contactGroupId', '')}"
+        cgm.update(contactGroupResourceName=name, contactGroupId=name.removeprefix(GROUP_PREFIX))
         memberships.append({"contactGroupMembership": cgm})
     fields["memberships"] = memberships
     return fields
@@ -100,12 +101,21 @@ class PersonRecord:
         return person
 
 
+#: The system contact groups every Google account has (resource id = name), with their display names.
+SYSTEM_GROUPS: dict[str, str] = {
+    "myContacts": "My Contacts", "starred": "Starred", "friends": "Friends", "family": "Family",
+    "coworkers": "Coworkers", "chatBuddies": "Chat contacts", "all": "All Contacts", "blocked": "Blocked",
+}
+
+
 class Book:
-    """One user's address book: records by id, and the change log ordered by sequence number."""
+    """One user's address book: records by id, the change log ordered by sequence number, contact groups."""
 
     def __init__(self, user: str) -> None:
         self.user = user
         self.records: dict[str, PersonRecord] = {}
+        #: contact group resource name -> its name; user groups get opaque hex ids, as at Google
+        self.groups: dict[str, str] = {GROUP_PREFIX + g: g for g in SYSTEM_GROUPS}
         self.seq = 0
         self.epoch = 0  # bumped by expire-cursors: older sync tokens die
         self.live = 0
@@ -127,6 +137,25 @@ class Book:
         if len(self._log_seq) > 2 * len(self.records) + 64:
             self._compact()
         return record
+
+    def group_named(self, name: str) -> str | None:
+        """The resource name of the contact group called `name`, if there is one."""
+        return next((resource for resource, n in self.groups.items() if n == name), None)
+
+    def add_group(self, name: str) -> str:
+        """A new user contact group; its resource name."""
+        digest = hashlib.blake2b(f"{self.user}/group/{name}/{len(self.groups)}".encode(), digest_size=8)
+        resource = GROUP_PREFIX + digest.hexdigest()
+        self.groups[resource] = name
+        return resource
+
+    def render_group(self, resource: str) -> dict[str, Any]:
+        """A ContactGroup as contactGroups.list and .create return it."""
+        name = self.groups[resource]
+        system = resource.removeprefix(GROUP_PREFIX) in SYSTEM_GROUPS
+        return {"resourceName": resource, "etag": "#" + hashlib.blake2b(resource.encode(), digest_size=6).hexdigest(),
+                "groupType": "SYSTEM_CONTACT_GROUP" if system else "USER_CONTACT_GROUP", "name": name,
+                "formattedName": SYSTEM_GROUPS[name] if system else name}
 
     def get(self, person_id: str) -> PersonRecord | None:
         """The live contact, or None when it does not exist or is deleted."""

@@ -22,13 +22,17 @@ What a unified Contact cannot hold (dropped when reading a Person):
 
 Google-specific notes: `names[].displayName` is output only at Google (it recomputes it from the parts), so
 we also send it as `unstructuredName`, and read `unstructuredName` when no displayName comes back. Keywords
-are contact groups named by resource id (`contactGroups/<keyword>`); at Google such a group must already
-exist (system groups such as "starred" always do); the connector does not create groups.
+are contact groups, by name: a keyword is the name of a group the contact belongs to ("starred", "friends"
+and the other system groups, whose resource id is their name, or a user group such as "clients", whose
+resource id Google makes up). The connector lists the account's groups (contactGroups.list) to map names
+and resource names both ways, and creates a user group (contactGroups.create) the first time a keyword
+needs one. Renaming a group at Google renames the keyword only for contacts that change afterwards.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, get_args
 
 from gateway.models import ContactInput, ContactType, provider_contact, provider_content
@@ -61,7 +65,7 @@ FIELD_MAP: dict[str, str] = {
     "urls[].type": "urls[].type",
     "notes": "biographies[0].value",
     "birthday": "birthdays[0].date",
-    "keywords[]": "memberships[].contactGroupMembership.contactGroupResourceName",
+    "keywords[]": "memberships[].contactGroupMembership.contactGroupResourceName (as the group's name)",
     "attributes[].name": "userDefined[].key",
     "attributes[].value": "userDefined[].value",
 }
@@ -92,7 +96,7 @@ UPDATE_FIELDS: tuple[str, ...] = tuple(sorted({_top(p) for p in FIELD_MAP.values
 PERSON_FIELDS: str = ",".join((*UPDATE_FIELDS, "metadata"))
 
 MY_CONTACTS = "myContacts"
-_GROUP_PREFIX = "contactGroups/"
+GROUP_PREFIX = "contactGroups/"
 
 _VOCABULARY: dict[str, str] = {t.lower(): t for t in get_args(ContactType)}
 #: Google's predefined types that are not in the unified vocabulary.
@@ -137,12 +141,21 @@ def _date_of(birthday: str) -> dict[str, int]:
     return date
 
 
-def _membership(group: str) -> dict[str, Any]:
-    return {"contactGroupMembership": {"contactGroupResourceName": _GROUP_PREFIX + group}}
+def _membership(resource: str) -> dict[str, Any]:
+    return {"contactGroupMembership": {"contactGroupResourceName": resource}}
 
 
-def contact_to_person(contact: ContactInput) -> dict[str, Any]:
-    """The Person body (no resourceName/etag) that holds `contact`; always a member of myContacts."""
+def group_resource(keyword: str, groups: Mapping[str, str] | None = None) -> str:
+    """The contact group resource name of a keyword: from `groups` (name -> resource name), else the system
+    group of that id ("starred" -> contactGroups/starred)."""
+    return (groups or {}).get(keyword) or GROUP_PREFIX + keyword
+
+
+def contact_to_person(contact: ContactInput, groups: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Person body (no resourceName/etag) that holds `contact`; always a member of myContacts.
+
+    `groups` maps group names to resource names (the connector lists and creates them); a keyword it does
+    not name is taken as a system group's id."""
     person: dict[str, Any] = {}
     if contact.name is not None:
         names = _to_person_item(vars(contact.name), _NAME)
@@ -164,8 +177,8 @@ def contact_to_person(contact: ContactInput) -> dict[str, Any]:
         person["biographies"] = [{"value": contact.notes, "contentType": "TEXT_PLAIN"}]
     if contact.birthday:
         person["birthdays"] = [{"date": _date_of(contact.birthday)}]
-    groups = dict.fromkeys(k for k in contact.keywords or [] if k != MY_CONTACTS)
-    person["memberships"] = [_membership(g) for g in (MY_CONTACTS, *groups)]
+    keywords = dict.fromkeys(k for k in contact.keywords or [] if k != MY_CONTACTS)
+    person["memberships"] = [_membership(group_resource(k, groups)) for k in (MY_CONTACTS, *keywords)]
     return person
 
 
@@ -196,32 +209,42 @@ def _birthday_of(date: Any) -> str | None:
     return f"{prefix}-{date['month']:02d}-{date['day']:02d}"
 
 
-def _keywords(memberships: Any) -> list[str]:
-    groups: dict[str, None] = {}
+def group_resources(memberships: Any) -> list[str]:
+    """The contact group resource names a Person's memberships name."""
+    out: list[str] = []
     for membership in memberships if isinstance(memberships, list) else []:
         cgm = membership.get("contactGroupMembership") if isinstance(membership, dict) else None
         if not isinstance(cgm, dict):
             continue
         resource = cgm.get("contactGroupResourceName") or (
-            _GROUP_PREFIX + cgm["contactGroupId"] if cgm.get("contactGroupId") else "")
-        group = resource.removeprefix(_GROUP_PREFIX)
+            GROUP_PREFIX + str(cgm["contactGroupId"]) if cgm.get("contactGroupId") else "")
+        if resource:
+            out.append(resource)
+    return out
+
+
+def _keywords(memberships: Any, names: Mapping[str, str] | None) -> list[str]:
+    groups: dict[str, None] = {}
+    for resource in group_resources(memberships):
+        group = (names or {}).get(resource) or resource.removeprefix(GROUP_PREFIX)
         if group and group != MY_CONTACTS:
             groups[group] = None
     return list(groups)
 
 
-def person_content(person: dict[str, Any]) -> dict[str, Any]:
+def person_content(person: dict[str, Any], group_names: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The normalized unified content of a Person (what a pull hashes). Never fails on odd Google data:
-    invalid parts are dropped."""
-    return provider_content(_person_data(person))
+    invalid parts are dropped. `group_names` maps group resource names to names (the keywords); a group it
+    does not name reads as its id (a system group's id is its name)."""
+    return provider_content(_person_data(person, group_names))
 
 
-def person_to_contact(person: dict[str, Any]) -> ContactInput:
+def person_to_contact(person: dict[str, Any], group_names: Mapping[str, str] | None = None) -> ContactInput:
     """`person_content` as a model."""
-    return provider_contact(_person_data(person))
+    return provider_contact(_person_data(person, group_names))
 
 
-def _person_data(person: dict[str, Any]) -> dict[str, Any]:
+def _person_data(person: dict[str, Any], group_names: Mapping[str, str] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {}
     names = _first(person.get("names"))
     name = _from_person_item(names, _NAME)
@@ -237,6 +260,6 @@ def _person_data(person: dict[str, Any]) -> dict[str, Any]:
         data[field] = [_from_person_item(i, renames) for i in items if isinstance(i, dict)] if items else []
     data["notes"] = _first(person.get("biographies")).get("value")
     data["birthday"] = _birthday_of(_first(person.get("birthdays")).get("date"))
-    data["keywords"] = _keywords(person.get("memberships"))
+    data["keywords"] = _keywords(person.get("memberships"), group_names)
     return data
 

@@ -117,6 +117,32 @@ async def test_round_trip_through_the_emulator(alice: GoogleConnector) -> None:
     assert listed[0].contact is not None and content_of(listed[0].contact) == content_of(contact)
 
 
+async def test_keywords_are_contact_group_names(alice: GoogleConnector, control: Control,
+                                                 state: EmulatorState) -> None:
+    book = state.books["alice"]
+    made_at_google = book.add_group("Board")  # a user group with an opaque id, made outside the gateway
+    native = await control.create("alice", {"name": {"givenName": "Member"}})
+    book.write(native.removeprefix("people/"), {**book.records[native.removeprefix("people/")].fields,
+                                                 "memberships": [
+        {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/myContacts"}},
+        {"contactGroupMembership": {"contactGroupResourceName": made_at_google}}]}, state.now_iso())
+    pages, _ = await drain(alice, None)
+    listed = {c.native_id: c.content for p in pages for c in p.changes}
+    assert listed[native] == {"name": {"givenName": "Member"}, "keywords": ["Board"]}  # the name, not the id
+
+    contact = ContactInput.model_validate({"name": {"givenName": "Tagged"}, "keywords": ["Board", "vip", "starred"]})
+    created = await alice.create(contact)
+    assert created.contact is not None and created.contact.keywords == ["Board", "vip", "starred"]
+    vip = book.group_named("vip")
+    assert vip is not None and vip != "contactGroups/vip"  # made once, with Google's own id
+    groups = [m["contactGroupMembership"]["contactGroupResourceName"]
+              for m in book.records[created.native_id.removeprefix("people/")].fields["memberships"]]
+    assert groups == ["contactGroups/myContacts", made_at_google, vip, "contactGroups/starred"]
+    again = await alice.create(ContactInput.model_validate({"keywords": ["vip"]}))
+    assert again.contact is not None and again.contact.keywords == ["vip"]
+    assert sum(1 for name in book.groups.values() if name == "vip") == 1
+
+
 async def test_update_replaces_and_clears(alice: GoogleConnector, control: Control) -> None:
     created = await alice.create(ContactInput.model_validate(FULL))
     replacement = ContactInput.model_validate({"name": {"givenName": "Only"}, "keywords": ["k"]})

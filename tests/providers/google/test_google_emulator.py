@@ -214,3 +214,36 @@ async def test_control_api(control: Control, state: EmulatorState) -> None:
     await call(control.client, "GET", f"/v1/{native_id}", auth, 503, params={"personFields": "names"})
     await control.call("DELETE", "/faults", expect=204)
     await call(control.client, "GET", f"/v1/{native_id}", auth, 200, params={"personFields": "names"})
+
+
+async def test_contact_groups(control: Control, state: EmulatorState) -> None:
+    auth = await user(control, state, "alice")
+    c = control.client
+    listed = await call(c, "GET", "/v1/contactGroups", auth, 200, params={"pageSize": "1000"})
+    system = {g["name"]: g for g in listed["contactGroups"]}
+    assert {"myContacts", "starred", "friends"} <= set(system) and listed["totalItems"] == len(system)
+    assert system["starred"]["resourceName"] == "contactGroups/starred"
+    assert system["starred"]["groupType"] == "SYSTEM_CONTACT_GROUP"
+    made = await call(c, "POST", "/v1/contactGroups", auth, 200, json={"contactGroup": {"name": "Clients"}})
+    assert made["groupType"] == "USER_CONTACT_GROUP" and made["name"] == "Clients"
+    assert made["resourceName"].startswith("contactGroups/") and made["resourceName"] != "contactGroups/Clients"
+    duplicate = await call(c, "POST", "/v1/contactGroups", auth, 409, json={"contactGroup": {"name": "Clients"}})
+    assert duplicate["error"]["status"] == "ALREADY_EXISTS"
+    await call(c, "POST", "/v1/contactGroups", auth, 400, json={"contactGroup": {}})
+    paged = await call(c, "GET", "/v1/contactGroups", auth, 200, params={"pageSize": "2"})
+    assert len(paged["contactGroups"]) == 2 and "nextPageToken" in paged
+
+    def person(group: str) -> dict[str, Any]:
+        return {"names": [{"givenName": "G"}], "memberships": [
+            {"contactGroupMembership": {"contactGroupResourceName": group}}]}
+    unknown = await call(c, "POST", "/v1/people:createContact", auth, 400, json=person("contactGroups/nope"))
+    assert "contactGroups/nope" in unknown["error"]["message"]
+    created = await call(c, "POST", "/v1/people:createContact", auth, 200, json=person(made["resourceName"]),
+                         params={"personFields": "memberships"})
+    assert created["memberships"][0]["contactGroupMembership"]["contactGroupId"] == \
+        made["resourceName"].removeprefix("contactGroups/")
+    # the control API speaks keywords (group names) and makes the user groups it needs
+    native = await control.create("alice", {"name": {"givenName": "K"}, "keywords": ["Clients", "vip", "starred"]})
+    view = await control.call("GET", f"/users/alice/contacts/{native}")
+    assert view["contact"]["keywords"] == ["Clients", "vip", "starred"]
+    assert state.books["alice"].group_named("vip") is not None
