@@ -38,6 +38,7 @@ DEVICE_OPS = st.one_of(
     st.tuples(st.just("api_update"), st.integers(0, 50), contacts),
     st.tuples(st.just("api_delete"), st.integers(0, 50)),
     st.tuples(st.just("expire")),
+    st.tuples(st.just("compact")),  # every tombstone dropped, as if the retention had passed
     st.tuples(st.just("session"), st.sampled_from(["all", "none", "half", "one_page"])),
     st.tuples(st.just("session"), st.just("all")),
 )
@@ -154,11 +155,14 @@ class Device:
 
 
 async def device_scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_size: int) -> None:
-    async with harness(target, page_size) as (world, core, _account):
+    async with harness(target, page_size) as (world, core, account_id):
         core.sessions.page_size = 3
         device = Device(world)
         for op in steps:
-            if not await act(world, op):
+            if op[0] == "compact":
+                await core.refresher.refresh(account_id)
+                await core.store.compact(account_id, cutoff_ms=2**62)
+            elif not await act(world, op):
                 await device.session(op[1])
         for _ in range(len(steps) + 5):
             if not await device.session("all"):
