@@ -216,6 +216,7 @@ class GoogleConnector(Connector):
         self._collections: tuple[Resource, Resource, Resource] | None = None
         self._group_names: dict[str, str] = {}  # contact group resource name -> name, as last listed
         self._group_ids: dict[str, str] = {}  # contact group name -> resource name
+        self._unlisted: set[str] = set()  # groups people name that the listing lacks: not listed again for them
         self._service_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
 
@@ -292,8 +293,10 @@ class GoogleConnector(Connector):
     async def _names_for(self, people: list[dict[str, Any]]) -> dict[str, str]:
         """The group-name map, listed again when these people name a group it does not know."""
         named = {r for p in people if isinstance(p, dict) for r in group_resources(p.get("memberships"))}
-        if named - self._group_names.keys() - {GROUP_PREFIX + MY_CONTACTS}:
+        unknown = named - self._group_names.keys() - self._unlisted - {GROUP_PREFIX + MY_CONTACTS}
+        if unknown:
             await self._load_groups()
+            self._unlisted |= unknown - self._group_names.keys()  # such a membership reads as the group's id
         return self._group_names
 
     async def _groups_for(self, contact: ContactInput) -> dict[str, str]:
@@ -307,8 +310,11 @@ class GoogleConnector(Connector):
                 continue
             try:
                 created = await self._execute(groups.create(body={"contactGroup": {"name": keyword}}))
-            except Conflict:  # made meanwhile (409 ALREADY_EXISTS)
+            except Conflict:  # made meanwhile, or differing only in case (409 ALREADY_EXISTS)
                 await self._load_groups()
+                same = next((r for r, n in self._group_names.items() if n.casefold() == keyword.casefold()), None)
+                if same is not None and keyword not in self._group_ids:
+                    self._group_ids[keyword] = same
                 continue
             self._group_names[created["resourceName"]] = keyword
             self._group_ids[keyword] = created["resourceName"]
