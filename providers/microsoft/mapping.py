@@ -120,10 +120,11 @@ _GRAPH_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}))?")
 
 
 def folder_of(contact: ContactInput) -> str | None:
-    """The folder path the contact asks for ("Work", "Work/Clients"), or None for the default folder."""
+    """The folder path the contact asks for ("Work", "Work/Clients"), or None for the default folder.
+    Empty path parts are dropped ("Work//Clients/" is "Work/Clients")."""
     for attribute in contact.attributes or []:
         if attribute.name == FOLDER_ATTRIBUTE and attribute.value:
-            return attribute.value
+            return "/".join(part for part in attribute.value.split("/") if part.strip()) or None
     return None
 
 

@@ -101,6 +101,8 @@ def test_documented_losses() -> None:
         "urls": [{"value": "https://home.example", "type": "work"}],
         "attributes": [{"name": "folder", "value": "Work"}]}
     assert folder_of(ContactInput.model_validate({"attributes": [{"name": "folder"}]})) is None
+    for value, path in (("Work//Clients/", "Work/Clients"), (" / ", None), ("Work", "Work")):
+        assert folder_of(ContactInput.model_validate({"attributes": [{"name": "folder", "value": value}]})) == path
 
 
 def test_reading_graph_data_is_lenient() -> None:
