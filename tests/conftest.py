@@ -45,6 +45,8 @@ def redis_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 
 def open_client(target: dict[str, Any]) -> aioredis.Redis:
+    if "url" in target and os.environ.get("REDIS_CLUSTER"):
+        return aioredis.RedisCluster.from_url(target["url"])  # type: ignore[return-value]
     if "url" in target:
         return aioredis.Redis.from_url(target["url"])
     return aioredis.Redis(unix_socket_path=target["unix_socket_path"])

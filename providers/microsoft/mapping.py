@@ -24,7 +24,8 @@ What Graph cannot hold (lost on the way to Graph, so excluded from the round-tri
   Addresses read back in slot order: work, home, other.
 - URLs: only `businessHomePage`, one URL. The first url typed work, else homePage, else untyped is kept and
   reads back typed "work"; every other url is dropped.
-- Attributes other than "folder" (Graph v1.0 has no custom fields on contacts), and any attribute `type`.
+- Attributes other than "folder" (Graph v1.0 has no custom fields on contacts), and any attribute `type`;
+  a folder path's empty parts ("Work//Clients/" reads back "Work/Clients", "/" as the default folder).
 - A birthday's year 0000 and year-less birthdays are held as year 1604 (the Outlook / vCard convention
   for "no year") and read back as --MM-DD, so a real birthday in 1604 reads back year-less too.
 - Server-owned fields (id, etag, createdTime, lastModifiedTime): Graph keeps its own.

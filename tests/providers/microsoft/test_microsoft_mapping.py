@@ -126,6 +126,8 @@ _text = st.text(min_size=1, max_size=12)
 _email = st.from_regex(r"[a-z0-9._+-]{1,8}@[a-z0-9-]{1,8}\.example", fullmatch=True)
 _birthday = st.dates().filter(lambda d: d.year != 1604).map(lambda d: d.isoformat()) | st.dates().map(
     lambda d: d.strftime("--%m-%d"))
+#: A folder path as it reads back: "/"-joined non-blank names (an empty part is dropped on the way).
+_folder_path = st.lists(_text.filter(lambda t: "/" not in t and t.strip()), min_size=1, max_size=3).map("/".join)
 _address_fields = st.fixed_dictionaries({}, optional={k: _text for k in (
     "street", "city", "state", "postalCode", "country")}).filter(bool)
 
@@ -143,7 +145,8 @@ def holdable(draw: st.DrawFn) -> dict[str, Any]:
         "urls": st.lists(st.fixed_dictionaries({"value": _text, "type": st.just("work")}), max_size=1),
         "notes": st.text(max_size=40), "birthday": _birthday,
         "keywords": st.lists(_text, max_size=4),
-        "attributes": st.lists(st.fixed_dictionaries({"name": st.just("folder"), "value": _text}), max_size=1),
+        "attributes": st.lists(st.fixed_dictionaries({"name": st.just("folder"), "value": _folder_path}),
+                               max_size=1),
     }))
     phones = [{"number": n, "type": "work"} for n in draw(st.lists(_text, max_size=2))]
     phones += [{"number": n, "type": "home"} for n in draw(st.lists(_text, max_size=2))]
