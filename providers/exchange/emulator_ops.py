@@ -108,12 +108,23 @@ def get_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[e
     return out
 
 
+def _paging(view: etree._Element | None) -> tuple[int, int]:
+    """Offset and MaxEntriesReturned of an IndexedPage*View (0 and 1000 without one)."""
+    offset = _int(view.get("Offset") if view is not None else None, 0, "Offset")
+    limit = _int(view.get("MaxEntriesReturned") if view is not None else None, 1000, "MaxEntriesReturned")
+    return offset, limit
+
+
+def _paged_root(msg: etree._Element, offset: int, shown: int, total: int) -> etree._Element:
+    """The RootFolder of a paged Find* answer: where the next page starts, and whether this was the last."""
+    return etree.SubElement(msg, m("RootFolder"), IndexedPagingOffset=str(offset + shown),
+                            TotalItemsInView=str(total), IncludesLastItemInRange=str(offset + shown >= total).lower())
+
+
 def find_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[etree._Element]:
     """Subfolders (Shallow or Deep) of each parent, paged by IndexedPageFolderView."""
     deep = op.get("Traversal") == "Deep"
-    view = op.find(m("IndexedPageFolderView"))
-    offset = _int(view.get("Offset") if view is not None else None, 0, "Offset")
-    limit = _int(view.get("MaxEntriesReturned") if view is not None else None, 1000, "MaxEntriesReturned")
+    offset, limit = _paging(op.find(m("IndexedPageFolderView")))
     out = []
     for ref in _folder_ids(op.find(m("ParentFolderIds"))):
         try:
@@ -124,10 +135,7 @@ def find_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[
         found = box.subfolders(parent.folder_id, deep)
         page = found[offset:offset + limit]
         msg = message("FindFolder")
-        root = etree.SubElement(msg, m("RootFolder"), IndexedPagingOffset=str(offset + len(page)),
-                                TotalItemsInView=str(len(found)),
-                                IncludesLastItemInRange=str(offset + len(page) >= len(found)).lower())
-        folders = etree.SubElement(root, t("Folders"))
+        folders = etree.SubElement(_paged_root(msg, offset, len(page), len(found)), t("Folders"))
         for folder in page:
             _render_folder(folders, box, folder)
         out.append(msg)
@@ -139,9 +147,7 @@ def find_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[
 def find_item(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[etree._Element]:
     """Live items of each folder in creation order, paged by IndexedPageItemView (Shallow traversal only)."""
     wanted = wanted_fields(op.find(m("ItemShape")))
-    view = op.find(m("IndexedPageItemView"))
-    offset = _int(view.get("Offset") if view is not None else None, 0, "Offset")
-    limit = _int(view.get("MaxEntriesReturned") if view is not None else None, 1000, "MaxEntriesReturned")
+    offset, limit = _paging(op.find(m("IndexedPageItemView")))
     out = []
     for ref in _folder_ids(op.find(m("ParentFolderIds"))):
         try:
@@ -153,10 +159,7 @@ def find_item(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[et
                       key=lambda r: r.created_seq)
         page = live[offset:offset + limit]
         msg = message("FindItem")
-        root = etree.SubElement(msg, m("RootFolder"), IndexedPagingOffset=str(offset + len(page)),
-                                TotalItemsInView=str(len(live)),
-                                IncludesLastItemInRange=str(offset + len(page) >= len(live)).lower())
-        items = etree.SubElement(root, t("Items"))
+        items = etree.SubElement(_paged_root(msg, offset, len(page), len(live)), t("Items"))
         for record in page:
             render_item(items, box, record, wanted)
         out.append(msg)
