@@ -1,4 +1,5 @@
-"""What the three emulators' control APIs (/_control, EMULATORS.md) share: JSON in and out, errors, faults.
+"""What the three emulators' control APIs (/_control, EMULATORS.md) share: JSON in and out, errors, faults;
+and the one-time authorization codes of the OAuth emulators (Google, Microsoft).
 
 Each provider's emulator_control.py keeps only what is its own (users, native ids, folders, seeding).
 """
@@ -6,6 +7,7 @@ Each provider's emulator_control.py keeps only what is its own (users, native id
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,3 +126,23 @@ def seed_params(body: dict[str, Any]) -> tuple[int, int | str]:
     if not isinstance(count, int) or not 0 <= count <= MAX_SEED or not isinstance(seed, int | str):
         raise http_error(400, f'"count" must be an integer 0..{MAX_SEED}, "seed" an integer or a string')
     return count, seed
+
+
+class AuthCodes:
+    """One-time authorization codes of an emulator's authorize endpoint, each bound to its redirect URI."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._codes: dict[str, tuple[str, str | None]] = {}
+
+    def issue(self, user: str, redirect_uri: str | None) -> str:
+        code = self.prefix + secrets.token_urlsafe(16)
+        self._codes[code] = (user, redirect_uri)
+        return code
+
+    def redeem(self, code: str, redirect_uri: str | None) -> str | None:
+        """The user of a code; None when unknown, used already, or the redirect URI differs."""
+        user, expected = self._codes.pop(code, (None, None))
+        if user is None or (expected is not None and redirect_uri != expected):
+            return None
+        return user

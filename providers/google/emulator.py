@@ -131,7 +131,7 @@ async def _token(request: web.Request) -> web.Response:
             return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
     elif grant == "authorization_code":
         redirect = form.get("redirect_uri")
-        user = state.redeem_code(str(form.get("code", "")), None if redirect is None else str(redirect))
+        user = state.codes.redeem(str(form.get("code", "")), None if redirect is None else str(redirect))
         if user is None:
             return _oauth_error(400, "invalid_grant", "Malformed auth code.")
         body["refresh_token"] = state.add_user(user)
@@ -153,7 +153,7 @@ async def _authorize(request: web.Request) -> web.StreamResponse:
     user = hint if hint else next(iter(state.books), None)
     if user not in state.books:
         raise web.HTTPBadRequest(text=f"Error 400: no such emulator user: {user!r}")
-    params = {"code": state.issue_code(user, query["redirect_uri"]),
+    params = {"code": state.codes.issue(user, query["redirect_uri"]),
               "scope": query.get("scope", CONTACTS_SCOPE)}
     if "state" in query:
         params["state"] = query["state"]

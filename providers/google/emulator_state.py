@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from providers.control_kit import Fault
+from providers.control_kit import AuthCodes, Fault
 from providers.google.mapping import GROUP_PREFIX
 
 DEFAULT_CLIENT_ID = "contacts-gateway-emulator.apps.googleusercontent.com"
@@ -206,7 +206,7 @@ class EmulatorState:
         self.access_tokens_issued = 0
         self._refresh_tokens: dict[str, str] = {}
         self._access_tokens: dict[str, tuple[str, float]] = {}
-        self._codes: dict[str, tuple[str, str | None]] = {}
+        self.codes = AuthCodes("4/emu-")
         self._ids = itertools.count(1)
 
     # --- users and contacts ---------------------------------------------------------------------------
@@ -290,18 +290,6 @@ class EmulatorState:
     def revoke(self, token: str) -> bool:
         """Revoke a refresh or access token; False when it was not known."""
         return (self._refresh_tokens.pop(token, None) or self._access_tokens.pop(token, None)) is not None
-
-    def issue_code(self, user: str, redirect_uri: str | None) -> str:
-        code = "4/emu-" + secrets.token_urlsafe(16)
-        self._codes[code] = (user, redirect_uri)
-        return code
-
-    def redeem_code(self, code: str, redirect_uri: str | None) -> str | None:
-        """The user of a one-time authorization code; None when unknown, used or the redirect differs."""
-        user, expected = self._codes.pop(code, (None, None))
-        if user is None or (expected is not None and redirect_uri != expected):
-            return None
-        return user
 
 
 #: Where an emulator application keeps its state.

@@ -170,7 +170,7 @@ async def _token(request: web.Request) -> web.Response:
             return _oauth_error(400, "invalid_grant", "AADSTS70000: Provided grant is invalid or malformed.", 70000)
     elif grant == "authorization_code":
         redirect = form.get("redirect_uri")
-        user = state.redeem_code(str(form.get("code", "")), None if redirect is None else str(redirect))
+        user = state.codes.redeem(str(form.get("code", "")), None if redirect is None else str(redirect))
         if user is None:
             return _oauth_error(400, "invalid_grant", "AADSTS70008: The provided authorization code or refresh "
                                                       "token has expired or was already redeemed.", 70008)
@@ -191,7 +191,7 @@ async def _authorize(request: web.Request) -> web.StreamResponse:
     mailbox = state.mailbox(hint) if hint else next(iter(state.mailboxes.values()), None)
     if mailbox is None:
         raise web.HTTPBadRequest(text=f"AADSTS50034: The user account {hint!r} does not exist.")
-    params = {"code": state.issue_code(mailbox.user, query["redirect_uri"]), "session_state": str(uuid.uuid4())}
+    params = {"code": state.codes.issue(mailbox.user, query["redirect_uri"]), "session_state": str(uuid.uuid4())}
     if "state" in query:
         params["state"] = query["state"]
     raise web.HTTPFound(URL(query["redirect_uri"]).update_query(params))

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from providers.control_kit import Fault
+from providers.control_kit import AuthCodes, Fault
 
 __all__ = ["STATE", "ContactRecord", "EmulatorState", "Fault", "Folder", "Mailbox", "clean_contact"]
 
@@ -256,7 +256,7 @@ class EmulatorState:
         self.access_tokens_issued = 0
         self._refresh_tokens: dict[str, str] = {}
         self._access_tokens: dict[str, tuple[str | None, float]] = {}  # token -> (user or None for app, expiry)
-        self._codes: dict[str, tuple[str, str | None]] = {}
+        self.codes = AuthCodes("M.C5-emu-")
         self._ids = itertools.count(1)
 
     # --- users, folders, contacts ---------------------------------------------------------------------
@@ -360,18 +360,6 @@ class EmulatorState:
     def expire_access_tokens(self) -> None:
         """Every access token issued so far answers 401 from now on (refresh tokens stay valid)."""
         self._access_tokens.clear()
-
-    def issue_code(self, user: str, redirect_uri: str | None) -> str:
-        code = "M.C5-emu-" + secrets.token_urlsafe(16)
-        self._codes[code] = (user, redirect_uri)
-        return code
-
-    def redeem_code(self, code: str, redirect_uri: str | None) -> str | None:
-        """The user of a one-time authorization code; None when unknown, used or the redirect differs."""
-        user, expected = self._codes.pop(code, (None, None))
-        if user is None or (expected is not None and redirect_uri != expected):
-            return None
-        return user
 
 
 #: Where an emulator application keeps its state.
