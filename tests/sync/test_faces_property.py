@@ -17,27 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.sync.flat import flat_record
-from tests.sync.test_property import World, api_write, contacts, harness, provider_change, state_of_record
+from tests.sync.test_property import CHANGE_OPS, World, api_write, harness, provider_change, state_of_record
 
 FEED_OPS = st.one_of(
-    st.tuples(st.just("create"), contacts),
-    st.tuples(st.just("update"), st.integers(0, 50), contacts),
-    st.tuples(st.just("delete"), st.integers(0, 50)),
-    st.tuples(st.just("api_create"), contacts),
-    st.tuples(st.just("api_update"), st.integers(0, 50), contacts),
-    st.tuples(st.just("api_delete"), st.integers(0, 50)),
-    st.tuples(st.just("expire")),
+    *CHANGE_OPS,
     st.tuples(st.just("step"), st.integers(1, 4)),
     st.tuples(st.just("step"), st.integers(1, 4)),
 )
 DEVICE_OPS = st.one_of(
-    st.tuples(st.just("create"), contacts),
-    st.tuples(st.just("update"), st.integers(0, 50), contacts),
-    st.tuples(st.just("delete"), st.integers(0, 50)),
-    st.tuples(st.just("api_create"), contacts),
-    st.tuples(st.just("api_update"), st.integers(0, 50), contacts),
-    st.tuples(st.just("api_delete"), st.integers(0, 50)),
-    st.tuples(st.just("expire")),
+    *CHANGE_OPS,
     st.tuples(st.just("compact")),  # every tombstone dropped, as if the retention had passed
     st.tuples(st.just("session"), st.sampled_from(["all", "none", "half", "one_page"])),
     st.tuples(st.just("session"), st.just("all")),

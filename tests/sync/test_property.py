@@ -45,7 +45,8 @@ contacts = st.builds(
     },
     NAMES, st.one_of(st.none(), st.sampled_from(["a", "b", "c"])), st.one_of(st.none(), st.sampled_from(["1", "2"])),
 )
-ops = st.one_of(
+#: Changes at the provider, writes through the gateway, and provider cursor expiry (shared with the faces' tests).
+CHANGE_OPS = (
     st.tuples(st.just("create"), contacts),
     st.tuples(st.just("update"), st.integers(0, 50), contacts),
     st.tuples(st.just("delete"), st.integers(0, 50)),
@@ -53,6 +54,9 @@ ops = st.one_of(
     st.tuples(st.just("api_update"), st.integers(0, 50), contacts),
     st.tuples(st.just("api_delete"), st.integers(0, 50)),
     st.tuples(st.just("expire")),
+)
+ops = st.one_of(
+    *CHANGE_OPS,
     st.tuples(st.just("refresh")),
     st.tuples(st.just("step"), st.sampled_from(["updated", "deleted"]), st.integers(1, 7)),
     st.tuples(st.just("step"), st.just("updated"), st.integers(1, 3)),
