@@ -32,7 +32,7 @@ from providers.google.emulator_state import (
     Book,
     EmulatorState,
 )
-from providers.google.mapping import GROUP_PREFIX
+from providers.google.mapping import group_resources
 
 __all__ = ["STATE", "EmulatorState", "create_app", "main", "run"]
 
@@ -257,13 +257,8 @@ async def _get(request: web.Request, state: EmulatorState, user: str, person_id:
 
 def _check_groups(book: Book, body: dict[str, Any]) -> None:
     """Every contact group a Person's memberships name must exist (a 400 otherwise)."""
-    for membership in body.get("memberships") or []:
-        cgm = membership.get("contactGroupMembership") if isinstance(membership, dict) else None
-        if not isinstance(cgm, dict):
-            continue
-        resource = cgm.get("contactGroupResourceName") or (
-            GROUP_PREFIX + str(cgm["contactGroupId"]) if cgm.get("contactGroupId") else None)
-        if resource is not None and resource not in book.groups:
+    for resource in group_resources(body.get("memberships")):
+        if resource not in book.groups:
             raise GoogleError(400, f"Contact group not found: {resource}", "FAILED_PRECONDITION")
 
 
