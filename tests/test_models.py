@@ -6,9 +6,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from gateway.models import ContactInput, _lenient, content_of, normalize, provider_content
+from gateway.models import ContactInput, _accepts, _lenient, content_of, normalize, provider_content
+from gateway.plain_schema import typed_dict_of
 from providers.base import RemoteContact
 
 text = st.one_of(st.none(), st.just(""), st.text(max_size=6), st.text(min_size=257, max_size=260))
@@ -48,6 +49,36 @@ def test_fast_path_equals_model_path(data: dict[str, Any]) -> None:
     content = provider_content(data)
     assert content == _model_path(data)
     assert content_of(ContactInput.model_validate(content)) == content  # content is valid and already normal
+
+
+@settings(max_examples=400, deadline=None)
+@given(contact_data)
+def test_plain_validation_accepts_what_the_model_accepts(data: dict[str, Any]) -> None:
+    try:
+        ContactInput.model_validate(data)
+    except ValidationError:
+        assert not _accepts(data)
+    else:
+        assert _accepts(data)
+
+
+def _without_defaults(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_defaults(v) for k, v in schema.items() if k != "default"}
+    if isinstance(schema, list):
+        return [_without_defaults(v) for v in schema]
+    return schema
+
+
+def test_plain_schema_is_the_models_schema() -> None:
+    """Bounds, patterns, enums, required fields and extra="forbid", nested objects included.
+
+    The models' None defaults are the only difference: a TypedDict's optional key has none.
+    """
+    plain = TypeAdapter(typed_dict_of(ContactInput)).json_schema()
+    model = ContactInput.model_json_schema()
+    assert "required" in plain["$defs"]["EmailAddress"] and plain["additionalProperties"] is False
+    assert plain == _without_defaults(model)
 
 
 def test_normalize_drops_every_kind_of_empty() -> None:

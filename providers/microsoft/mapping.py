@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from gateway.models import ContactInput, provider_contact, provider_content
@@ -116,6 +117,12 @@ GRAPH_FIELDS: tuple[str, ...] = (
 SELECT: str = ",".join(("id", "changeKey", "parentFolderId", "createdDateTime", "lastModifiedDateTime",
                         *GRAPH_FIELDS))
 _LIST_PHONES = tuple(g for g in _PHONE_SLOTS.values() if g.endswith("Phones"))
+# The same tables as tuples, for the read side (run for every pulled contact)
+_NAME_READS = tuple(_NAME.items())
+_COMPANY_READS = tuple(_COMPANY.items())
+_ADDRESS_READS = tuple(_ADDRESS.items())
+_ADDRESS_SLOT_READS = tuple(_ADDRESS_SLOTS.items())
+_PHONE_READS = tuple((kind, prop, prop in _LIST_PHONES) for kind, prop in _PHONE_SLOTS.items())
 _BIRTHDAY = re.compile(r"^(\d{4}|-)-(\d{2})-(\d{2})$")
 _GRAPH_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}))?")
 
@@ -204,7 +211,12 @@ def _text(value: Any) -> str | None:
 
 def unified_birthday(value: Any) -> str | None:
     """A Graph DateTimeOffset birthday as YYYY-MM-DD (or --MM-DD for the no-year 1604), nearest midnight."""
-    match = _GRAPH_DATE.match(value) if isinstance(value, str) else None
+    return _unified_birthday(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)  # birthdays repeat across an address book; parsing one costs a date computation
+def _unified_birthday(value: str) -> str | None:
+    match = _GRAPH_DATE.match(value)
     if match is None:
         return None
     year, month, day, hour = match.groups()
@@ -218,27 +230,32 @@ def unified_birthday(value: Any) -> str | None:
 
 
 def _strings(value: Any) -> list[str]:
-    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+    return [v for v in value if v and isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _present(values: dict[str, Any], renames: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Unified sub-field -> value for the properties `values` holds (None and "" are absent)."""
+    return {u: v for u, g in renames if (v := values.get(g))}
 
 
 def _read_phones(item: dict[str, Any]) -> list[dict[str, str]]:
     phones: list[dict[str, str]] = []
-    for kind, prop in _PHONE_SLOTS.items():
+    for kind, prop, many in _PHONE_READS:
         value = item.get(prop)
-        numbers = _strings(value) if prop in _LIST_PHONES else [v for v in [_text(value)] if v]
-        phones.extend({"number": n, "type": kind} for n in numbers)
+        if value:
+            numbers = value if many else [value]
+            if isinstance(numbers, list):
+                phones += [{"number": n, "type": kind} for n in numbers if n and isinstance(n, str)]
     return phones
 
 
 def _read_addresses(item: dict[str, Any]) -> list[dict[str, str]]:
     out = []
-    for kind, prop in _ADDRESS_SLOTS.items():
+    for kind, prop in _ADDRESS_SLOT_READS:
         value = item.get(prop)
-        if value and isinstance(value, dict):
-            fields = {u: value.get(g) for u, g in _ADDRESS.items()}
-            if any(fields.values()):
-                fields["type"] = kind
-                out.append(fields)
+        if value and isinstance(value, dict) and (fields := _present(value, _ADDRESS_READS)):
+            fields["type"] = kind
+            out.append(fields)
     return out
 
 
@@ -268,20 +285,22 @@ def graph_to_contact(item: dict[str, Any], folder: str | None = None) -> Contact
 
 
 def _graph_data(item: dict[str, Any], folder: str | None) -> dict[str, Any]:
+    """The unified data of a Graph contact, without empty parts (so normalizing it copies nothing).
+
+    Values are taken as they are: the rare non-string is dropped by provider_content's validation (this
+    runs for every contact of every pull, so there are no per-value type checks here).
+    """
     data: dict[str, Any] = {
-        # Copied as they are: provider_content drops None and "" after validation, which drops the rare
-        # non-string (this runs per contact of every pull, so no per-value checks here)
-        "name": {u: item.get(g) for u, g in _NAME.items()},
-        "company": {u: item.get(g) for u, g in _COMPANY.items()},
+        "name": _present(item, _NAME_READS),
+        "company": _present(item, _COMPANY_READS),
         "emailAddresses": _read_emails(item.get("emailAddresses")),
         "phoneNumbers": _read_phones(item),
         "addresses": _read_addresses(item),
         "urls": [{"value": item["businessHomePage"], "type": _URL_READ_TYPE}] if _text(
-            item.get("businessHomePage")) else [],
+            item.get("businessHomePage")) else None,
         "notes": _text(item.get("personalNotes")),
         "birthday": unified_birthday(item.get("birthday")),
         "keywords": _strings(item.get("categories")),
-        "attributes": [{"name": FOLDER_ATTRIBUTE, "value": folder}] if folder else [],
+        "attributes": [{"name": FOLDER_ATTRIBUTE, "value": folder}] if folder else None,
     }
-    return data
-
+    return {k: v for k, v in data.items() if v}
