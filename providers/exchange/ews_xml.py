@@ -14,6 +14,7 @@ given by name or by GUID). An HTML body (Outlook writes contact notes so) is rea
 from __future__ import annotations
 
 import datetime
+from functools import lru_cache
 from typing import Any
 
 import lxml.html
@@ -101,16 +102,22 @@ _ADDRESS_BY_TAG = {t(part): attr for part, attr in ADDRESS_PARTS.items()}
 
 def _parse_entries(attr: str, elem: etree._Element) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
-    for entry in elem.findall(_ENTRY):
+    addresses = attr == "physical_addresses"
+    for entry in elem.iterchildren(_ENTRY):
         key = entry.get("Key") or ""
-        if attr == "physical_addresses":
-            parts = {_ADDRESS_BY_TAG[c.tag]: c.text for c in entry if c.tag in _ADDRESS_BY_TAG and c.text}
+        if addresses:
+            parts = {}
+            for c in entry:
+                part = _ADDRESS_BY_TAG.get(c.tag)
+                if part is not None and (text := c.text):
+                    parts[part] = text
             out.append((key, parts))
-        elif entry.text:
-            out.append((key, entry.text))
+        elif text := entry.text:
+            out.append((key, text))
     return out
 
 
+@lru_cache(maxsize=4096)  # birthdays repeat across an address book
 def _birthday(text: str) -> datetime.date:
     try:
         value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -120,30 +127,38 @@ def _birthday(text: str) -> datetime.date:
 
 
 def parse_contact(elem: etree._Element) -> EwsFields:
-    """The neutral fields of a `t:Contact` element (unknown elements are ignored)."""
+    """The neutral fields of a `t:Contact` element (unknown elements are ignored).
+
+    This runs for every contact of every Exchange pull: each child's tag is read once (lxml builds it anew
+    on every access), and absent or empty values are never stored.
+    """
     fields: EwsFields = {}
     for child in elem:
-        if child.tag == _EXTENDED_PROPERTY:
-            uri, value = child.find(_EXTENDED_FIELD_URI), child.find(_VALUE)
-            attr = _extended_key(uri) if uri is not None else None
-            if attr is not None and value is not None and value.text:
-                fields[attr] = value.text
-            continue
-        attr = _BY_ELEMENT.get(child.tag)
+        tag = child.tag
+        attr = _BY_ELEMENT.get(tag)
         if attr is None:
+            if tag == _EXTENDED_PROPERTY:
+                uri, value = child.find(_EXTENDED_FIELD_URI), child.find(_VALUE)
+                attr = _extended_key(uri) if uri is not None else None
+                if attr is not None and value is not None and value.text:
+                    fields[attr] = value.text
             continue
         if attr in _INDEXED:
-            fields[attr] = _parse_entries(attr, child)
+            if entries := _parse_entries(attr, child):
+                fields[attr] = entries
         elif attr == "categories":
-            fields[attr] = [s.text for s in child.findall(_STRING) if s.text]
+            if categories := [s.text for s in child.iterchildren(_STRING) if s.text]:
+                fields[attr] = categories
+        elif not (text := child.text):
+            continue
         elif attr == "birthday":
-            if child.text:
-                fields[attr] = _birthday(child.text)
-        elif attr == "body" and child.get("BodyType") == "HTML" and child.text:
-            fields[attr] = str(lxml.html.fromstring(child.text).text_content()).strip()
-        elif child.text:
-            fields[attr] = child.text
-    return {k: v for k, v in fields.items() if v not in (None, "", [])}
+            fields[attr] = _birthday(text)
+        elif attr == "body" and child.get("BodyType") == "HTML":
+            if body := str(lxml.html.fromstring(text).text_content()).strip():
+                fields[attr] = body
+        else:
+            fields[attr] = text
+    return fields
 
 
 # --- fields -> XML -------------------------------------------------------------------------------------

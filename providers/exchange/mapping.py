@@ -142,6 +142,9 @@ def _renames(prefix: str) -> dict[str, str]:
 _NAME = _renames("name.")
 _COMPANY = _renames("company.")
 _ADDRESS = {k: v for k, v in _renames("addresses[].").items() if k != "type"}
+# The same renames as tuples for the read side, which runs for every pulled contact
+_NAME_READS, _COMPANY_READS, _ADDRESS_READS = (tuple(r.items()) for r in (_NAME, _COMPANY, _ADDRESS))
+_URL_READS = tuple(URL_FIELDS.items())
 _SCALARS: tuple[str, ...] = (*_NAME.values(), *_COMPANY.values(), *URL_FIELDS.values())
 #: Every exchangelib Contact attribute the mapping writes; what an update must name so that clearing works.
 ITEM_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(e.split("[", 1)[0] for e, _ in FIELD_MAP.values()))
@@ -295,18 +298,23 @@ def fields_to_contact(fields: EwsFields) -> ContactInput:
 
 
 def _fields_data(fields: EwsFields) -> dict[str, Any]:
+    """The unified data of the neutral EWS form, without empty parts (so normalizing it copies nothing).
+
+    Values are taken as they are: the rare odd one is dropped by provider_content's validation.
+    """
     data: dict[str, Any] = {
-        "name": {uni: fields.get(ews) for uni, ews in _NAME.items()},
-        "company": {uni: fields.get(ews) for uni, ews in _COMPANY.items()},
-        "emailAddresses": [{"address": v} for _, v in fields.get("email_addresses") or []],
-        "phoneNumbers": [{"number": v, "type": PHONE_TYPES.get(k, "other")} for k, v in fields.get("phone_numbers")
-                         or []],
-        "addresses": [{**{uni: parts.get(ews) for uni, ews in _ADDRESS.items()}, "type": ADDRESS_TYPES.get(k, "other")}
-                      for k, parts in fields.get("physical_addresses") or []],
-        "urls": [{"value": fields[attr], "type": kind} for kind, attr in URL_FIELDS.items() if fields.get(attr)],
+        "name": {uni: v for uni, ews in _NAME_READS if (v := fields.get(ews))},
+        "company": {uni: v for uni, ews in _COMPANY_READS if (v := fields.get(ews))},
+        "emailAddresses": [{"address": v} for _, v in fields.get("email_addresses") or [] if v],
+        "phoneNumbers": [{"number": v, "type": PHONE_TYPES.get(k, "other")}
+                         for k, v in fields.get("phone_numbers") or [] if v],
+        "addresses": [{**{uni: v for uni, ews in _ADDRESS_READS if (v := parts.get(ews))},
+                       "type": ADDRESS_TYPES.get(k, "other")} for k, parts in fields.get("physical_addresses") or []],
+        "urls": [{"value": v, "type": kind} for kind, attr in _URL_READS if (v := fields.get(attr))],
         "notes": fields.get("body"),
         "birthday": _birthday_text(fields.get("birthday")),
         "keywords": [c for c in fields.get("categories") or [] if c],
         "attributes": _attributes(fields.get("gateway_attributes")),
     }
-    return data  # None and empty parts are dropped by provider_content (validation, then normalize)
+    return {k: v for k, v in data.items() if v}
+

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, get_args
 
 from gateway.models import ContactInput, ContactType, provider_contact, provider_content
@@ -90,6 +91,12 @@ _LISTS: dict[str, tuple[str, dict[str, str]]] = {
                           ("addresses", "addresses"), ("urls", "urls"), ("attributes", "userDefined"))
 }
 
+# The same renames as tuples (Person key, unified key) for the read side, which runs for every pulled contact
+_NAME_READS = tuple((p, u) for u, p in _NAME.items())
+_COMPANY_READS = tuple((p, u) for u, p in _COMPANY.items())
+_LIST_READS = tuple((field, person, tuple((p, u) for u, p in renames.items()))
+                    for field, (person, renames) in _LISTS.items())
+
 #: Every Person field the mapping reads or writes; what updateContact must name so that clearing works.
 UPDATE_FIELDS: tuple[str, ...] = tuple(sorted({_top(p) for p in FIELD_MAP.values()}))
 #: The personFields mask for reads: the mapped fields plus metadata (source etag, updateTime, deleted).
@@ -109,8 +116,11 @@ _BIRTHDAY = re.compile(r"^(\d{4}|-)-(\d{2})-(\d{2})$")
 
 def unified_type(google_type: str | None) -> str | None:
     """A Google type (predefined or custom) in the unified vocabulary; unknown custom labels are 'other'."""
-    if not google_type:
-        return None
+    return _unified_type(google_type) if google_type else None
+
+
+@lru_cache(maxsize=1024)  # a handful of types recur across every pulled contact
+def _unified_type(google_type: str) -> str:
     key = google_type.lower()
     return _VOCABULARY.get(key) or _GOOGLE_TYPES.get(key, "other")
 
@@ -194,10 +204,12 @@ def _first(items: Any) -> dict[str, Any]:
     return items[0] if isinstance(items[0], dict) else {}
 
 
-def _from_person_item(item: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
-    out = {u: item[p] for u, p in renames.items() if item.get(p) not in (None, "")}
-    if "type" in out:
-        out["type"] = unified_type(out["type"])
+def _from_person_item(item: dict[str, Any], reads: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The unified sub-fields an item holds (None and "" are absent), its type in the unified vocabulary."""
+    out = {u: v for p, u in reads if (v := item.get(p))}
+    kind = out.get("type")
+    if isinstance(kind, str):
+        out["type"] = unified_type(kind)
     return out
 
 
@@ -245,21 +257,23 @@ def person_to_contact(person: dict[str, Any], group_names: Mapping[str, str] | N
 
 
 def _person_data(person: dict[str, Any], group_names: Mapping[str, str] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {}
+    """The unified data of a Person, without empty parts (so normalizing it copies nothing)."""
     names = _first(person.get("names"))
-    name = _from_person_item(names, _NAME)
+    name = _from_person_item(names, _NAME_READS)
     if "displayName" not in name and names.get("unstructuredName"):
         name["displayName"] = names["unstructuredName"]
     nickname = _first(person.get("nicknames")).get("value")
     if nickname:
         name["nickname"] = nickname
-    data["name"] = name
-    data["company"] = _from_person_item(_first(person.get("organizations")), _COMPANY)
-    for field, (person_field, renames) in _LISTS.items():
+    data: dict[str, Any] = {
+        "name": name,
+        "company": _from_person_item(_first(person.get("organizations")), _COMPANY_READS),
+        "notes": _first(person.get("biographies")).get("value"),
+        "birthday": _birthday_of(_first(person.get("birthdays")).get("date")),
+        "keywords": _keywords(person.get("memberships"), group_names),
+    }
+    for field, person_field, reads in _LIST_READS:
         items = person.get(person_field)
-        data[field] = [_from_person_item(i, renames) for i in items if isinstance(i, dict)] if items else []
-    data["notes"] = _first(person.get("biographies")).get("value")
-    data["birthday"] = _birthday_of(_first(person.get("birthdays")).get("date"))
-    data["keywords"] = _keywords(person.get("memberships"), group_names)
-    return data
-
+        if items and isinstance(items, list):
+            data[field] = [_from_person_item(i, reads) for i in items if isinstance(i, dict)]
+    return {k: v for k, v in data.items() if v}
