@@ -12,7 +12,12 @@ endpoint, inside the worker thread; that is the library's behaviour, left as is.
 
 Cursors (see `_Cursor`) are "gp1." + base64url JSON: {"k": "full", "p": pageToken} pages a full listing,
 {"k": "inc", "s": syncToken, "p": pageToken} pages an incremental round, {"k": "sync", "s": syncToken}
-starts the next round.
+starts the next round. Each also carries "g", the contact group names the round mapped keywords with.
+
+Keywords are group names, and Google reports nothing for the members of a group renamed at Google (their
+Person etags stay). So every round starts with contactGroups.list (one request); when a group the last
+round knew has another name now, the round raises CursorExpired: the core relists and diffs, and exactly
+the renamed group's members get new revisions, with the new keyword.
 """
 
 from __future__ import annotations
@@ -161,14 +166,17 @@ def map_errors(exc: BaseException) -> ProviderError:
 @dataclass(frozen=True, slots=True)
 class _Cursor:
     """Where list_changes resumes: kind is "full" (page of a full listing), "inc" (page of an incremental
-    round: page + sync), or "sync" (a finished round's sync token)."""
+    round: page + sync), or "sync" (a finished round's sync token). `groups` are the contact group names
+    (resource name -> name) the round's keywords were mapped with (None in cursors from before they were kept).
+    """
 
     kind: str
     page: str | None = None
     sync: str | None = None
+    groups: dict[str, str] | None = None
 
     def encode(self) -> str:
-        data = {"k": self.kind, "p": self.page, "s": self.sync}
+        data = {"k": self.kind, "p": self.page, "s": self.sync, "g": self.groups}
         raw = json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
         return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -180,13 +188,20 @@ class _Cursor:
                 raise ValueError("prefix")
             text = cursor.removeprefix(_CURSOR_PREFIX)
             data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            parsed = cls(data["k"], data.get("p"), data.get("s"))
+            parsed = cls(data["k"], data.get("p"), data.get("s"), data.get("g"))
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise CursorExpired("unreadable Google cursor") from None
         needs = {"full": (True, False), "inc": (True, True), "sync": (False, True)}.get(parsed.kind)
         if needs is None or needs != (isinstance(parsed.page, str), isinstance(parsed.sync, str)):
             raise CursorExpired("unreadable Google cursor")
+        if parsed.groups is not None and not isinstance(parsed.groups, dict):
+            raise CursorExpired("unreadable Google cursor")
         return parsed
+
+
+def _renamed(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The contact groups listed with another name now than before (new and deleted groups are not renames)."""
+    return [resource for resource, name in before.items() if resource in now and now[resource] != name]
 
 
 def _remote(person: dict[str, Any], group_names: dict[str, str]) -> RemoteContact:
@@ -327,6 +342,13 @@ class GoogleConnector(Connector):
     async def list_changes(self, cursor: str | None) -> ChangePage:
         """A page of a full listing (cursor None) or of the changes since a sync token."""
         at = _Cursor.decode(cursor) if cursor is not None else _Cursor("full")
+        groups = at.groups
+        if at.page is None:  # a round starts: its keywords are mapped with the group names as listed now
+            await self._load_groups()
+            groups = dict(self._group_names)
+            if at.groups is not None and (renamed := _renamed(at.groups, groups)):
+                # Google reports no change for the members of a renamed group, but their keyword changed
+                raise CursorExpired(f"contact groups renamed since the last round: {', '.join(renamed)}")
         params: dict[str, Any] = {"resourceName": "people/me", "personFields": PERSON_FIELDS,
                                   "pageSize": self._settings.page_size, "requestSyncToken": True}
         if at.sync is not None:
@@ -339,10 +361,10 @@ class GoogleConnector(Connector):
         changes = [_remote(person, names) for person in people]
         if response.get("nextPageToken"):
             kind = "full" if at.kind == "full" else "inc"
-            return ChangePage(changes, _Cursor(kind, response["nextPageToken"], at.sync).encode(), more=True)
+            return ChangePage(changes, _Cursor(kind, response["nextPageToken"], at.sync, groups).encode(), more=True)
         sync = response.get("nextSyncToken")
         # Without a sync token (not expected with requestSyncToken) the next round is a full listing.
-        return ChangePage(changes, _Cursor("sync", sync=sync).encode() if sync else None, more=False)
+        return ChangePage(changes, _Cursor("sync", sync=sync, groups=groups).encode() if sync else None, more=False)
 
     async def get(self, native_id: str) -> RemoteContact:
         people = await self._people()

@@ -296,6 +296,32 @@ async def _groups(request: web.Request, state: EmulatorState, user: str) -> web.
     return _json(body)
 
 
+async def _rename_group(request: web.Request, state: EmulatorState, user: str, resource: str) -> web.Response:
+    """contactGroups.update: renames a user group (system groups cannot be renamed; names stay unique).
+
+    As at Google, the members' Person etags do not change and sync tokens report nothing: only the
+    group's own etag does.
+    """
+    book = state.books[user]
+    if resource not in book.groups:
+        raise GoogleError(404, f"Contact group not found: {resource}")
+    try:
+        group = orjson.loads(await request.read())["contactGroup"]
+        name, etag = group["name"], group.get("etag")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        raise GoogleError(400, "Invalid JSON payload received. Expected contactGroup.name.") from None
+    if not isinstance(name, str) or not name.strip():
+        raise GoogleError(400, "Contact group name must not be empty.")
+    if book.is_system_group(resource):
+        raise GoogleError(400, "Cannot update a system contact group.", "FAILED_PRECONDITION")
+    if etag is not None and etag != book.render_group(resource)["etag"]:
+        raise GoogleError(400, "Request contactGroup.etag is different than the current etag.", "FAILED_PRECONDITION")
+    if book.group_named(name) not in (None, resource):
+        raise GoogleError(409, "Contact group name already exists.", "ALREADY_EXISTS")
+    book.groups[resource] = name
+    return _json(book.render_group(resource))
+
+
 async def _update(request: web.Request, state: EmulatorState, user: str, person_id: str) -> web.Response:
     """updateContact: only the masked fields change, and only when the request carries the current etag."""
     mask = _mask(request.query.get("updatePersonFields"), UPDATABLE_FIELDS, "updatePersonFields")
@@ -340,6 +366,8 @@ async def _people(request: web.Request) -> web.Response:
         return await _create(request, state, user)
     if path == "contactGroups" and not verb and method in ("GET", "POST"):
         return await _groups(request, state, user)
+    if path.startswith("contactGroups/") and not verb and method == "PUT":
+        return await _rename_group(request, state, user, path)
     person_id = path.removeprefix("people/")
     if path.startswith("people/") and person_id and "/" not in person_id:
         if not verb and method == "GET":

@@ -149,11 +149,15 @@ class Book:
         self.groups[resource] = name
         return resource
 
+    def is_system_group(self, resource: str) -> bool:
+        return resource.removeprefix(GROUP_PREFIX) in SYSTEM_GROUPS
+
     def render_group(self, resource: str) -> dict[str, Any]:
-        """A ContactGroup as contactGroups.list and .create return it."""
+        """A ContactGroup as contactGroups.list, .create and .update return it (its etag changes on rename)."""
         name = self.groups[resource]
-        system = resource.removeprefix(GROUP_PREFIX) in SYSTEM_GROUPS
-        return {"resourceName": resource, "etag": "#" + hashlib.blake2b(resource.encode(), digest_size=6).hexdigest(),
+        system = self.is_system_group(resource)
+        etag = "#" + hashlib.blake2b(f"{resource}/{name}".encode(), digest_size=6).hexdigest()
+        return {"resourceName": resource, "etag": etag,
                 "groupType": "SYSTEM_CONTACT_GROUP" if system else "USER_CONTACT_GROUP", "name": name,
                 "formattedName": SYSTEM_GROUPS[name] if system else name}
 

@@ -26,7 +26,8 @@ are contact groups, by name: a keyword is the name of a group the contact belong
 and the other system groups, whose resource id is their name, or a user group such as "clients", whose
 resource id Google makes up). The connector lists the account's groups (contactGroups.list) to map names
 and resource names both ways, and creates a user group (contactGroups.create) the first time a keyword
-needs one. Renaming a group at Google renames the keyword only for contacts that change afterwards.
+needs one. Renaming a group at Google renames the keyword of all its members at the next refresh (the
+connector notices the rename and the core relists).
 """
 
 from __future__ import annotations

@@ -247,3 +247,34 @@ async def test_contact_groups(control: Control, state: EmulatorState) -> None:
     view = await control.call("GET", f"/users/alice/contacts/{native}")
     assert view["contact"]["keywords"] == ["Clients", "vip", "starred"]
     assert state.books["alice"].group_named("vip") is not None
+
+
+async def test_renaming_a_contact_group(control: Control, state: EmulatorState) -> None:
+    auth = await user(control, state, "alice")
+    c = control.client
+    made = await call(c, "POST", "/v1/contactGroups", auth, 200, json={"contactGroup": {"name": "Clients"}})
+    await call(c, "POST", "/v1/contactGroups", auth, 200, json={"contactGroup": {"name": "Board"}})
+    native = await control.create("alice", {"name": {"givenName": "K"}, "keywords": ["Clients"]})
+    before = await call(c, "GET", f"/v1/{native}", auth, 200, params={"personFields": "memberships"})
+    listing = await call(c, "GET", CONNECTIONS, auth, 200, params={"personFields": "names", "requestSyncToken": "true"})
+    path = f"/v1/{made['resourceName']}"
+    stale = {"contactGroup": {"name": "Customers", "etag": "#stale"}}
+    assert (await call(c, "PUT", path, auth, 400, json=stale))["error"]["status"] == "FAILED_PRECONDITION"
+    taken = await call(c, "PUT", path, auth, 409, json={"contactGroup": {"name": "Board"}})
+    assert taken["error"]["status"] == "ALREADY_EXISTS"
+    system = await call(c, "PUT", "/v1/contactGroups/starred", auth, 400, json={"contactGroup": {"name": "Stars"}})
+    assert system["error"]["status"] == "FAILED_PRECONDITION"
+    await call(c, "PUT", "/v1/contactGroups/nope", auth, 404, json={"contactGroup": {"name": "Stars"}})
+    await call(c, "PUT", path, auth, 400, json={"contactGroup": {"name": " "}})
+    renamed = await call(c, "PUT", path, auth, 200,
+                         json={"contactGroup": {"name": "Customers", "etag": made["etag"]}})
+    assert renamed["name"] == "Customers" and renamed["etag"] != made["etag"]
+    assert renamed["resourceName"] == made["resourceName"]
+    # the member itself did not change: same etag, and the sync token reports nothing
+    after = await call(c, "GET", f"/v1/{native}", auth, 200, params={"personFields": "memberships"})
+    assert after["etag"] == before["etag"]
+    delta = await call(c, "GET", CONNECTIONS, auth, 200,
+                       params={"personFields": "names", "syncToken": listing["nextSyncToken"]})
+    assert "connections" not in delta or delta["connections"] == []
+    view = await control.call("GET", f"/users/alice/contacts/{native}")
+    assert view["contact"]["keywords"] == ["Customers"]

@@ -136,3 +136,27 @@ async def test_authorize_rejects_bad_parameters(gg: ProviderGateway) -> None:
                        ({"returnUrl": "javascript:alert(1)"}, "returnUrl"), ({"returnUrl": "/relative"}, "returnUrl")):
         resp = await gg.http.get("/v1/auth/authorize", params={**good, **bad}, allow_redirects=False)
         assert resp.status == 400 and (await resp.json())["field"] == field
+
+
+async def test_a_group_renamed_at_google_renames_its_members_keyword(gg: ProviderGateway,
+                                                                       state: EmulatorState) -> None:
+    """Google reports no change for the members of a renamed group; the gateway still does, once each."""
+    account_id, auth = await gg.connect("alice")
+    members = [await gg.control.create("alice", {"name": {"givenName": f"M{i}"}, "keywords": ["Board", "vip"]})
+               for i in range(3)]
+    await gg.control.create("alice", {"name": {"givenName": "Other"}, "keywords": ["vip"]})
+    await gg.control.seed("alice", 60, seed=3)
+    tokens = await (await gg.http.post("/v1/contacts/sync", headers=auth)).json()
+    records, delta = await gg.sync_all(auth, tokens["syncUpdatedToken"])
+    assert sum(1 for r in records if "Board" in r.get("keywords", [])) == len(members)
+    head = await gg.core.store.head(account_id)
+    board = state.books["alice"].group_named("Board")
+    resp = await gg.control.client.put(f"/v1/{board}", json={"contactGroup": {"name": "Directors"}},
+                                       headers={"Authorization": f"Bearer {state.issue_access_token('alice')}"})
+    assert resp.status == 200, await resp.text()
+    changed, delta2 = await gg.sync_all(auth, delta)
+    assert sorted(r["name"]["givenName"] for r in changed) == ["M0", "M1", "M2"]
+    assert all(r["keywords"] == ["Directors", "vip"] for r in changed)
+    assert await gg.core.store.head(account_id) == head + len(members)  # the relist changed nothing else
+    again, _ = await gg.sync_all(auth, delta2)
+    assert again == []
