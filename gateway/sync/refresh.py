@@ -37,6 +37,42 @@ class RefreshResult:
     full: bool = False
 
 
+class _InOrderApplier:
+    """A round's batches applied strictly in order, one in flight: a batch is sent once the one before it
+    returned, so a contact listed twice keeps its later version, while preparing the next batch (of the
+    same page or the next) overlaps Redis running the previous one. Keeps what the round needs of the
+    results: how many contacts changed, and which ones a guard skipped (-1)."""
+
+    def __init__(self, mirror: Mirror, account_id: str) -> None:
+        self._mirror = mirror
+        self._account_id = account_id
+        self._pending: tuple[list[RemoteContact], asyncio.Future[list[int]]] | None = None
+        self.changed = 0
+        self.guarded: dict[str, None] = {}
+
+    async def send(self, remotes: list[RemoteContact], prepared: list[PreparedChange]) -> None:
+        await self.drain()
+        self._pending = remotes, asyncio.ensure_future(self._mirror.apply(self._account_id, prepared))
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight, if any, and count its results."""
+        if self._pending is None:
+            return
+        remotes, future = self._pending
+        revs = await future
+        self._pending = None
+        self.changed += sum(1 for r in revs if r > 0)
+        self.guarded.update((c.native_id, None) for c, r in zip(remotes, revs, strict=True) if r < 0)
+
+    async def abandon(self) -> None:
+        """Stop waiting for the batch in flight (the round failed): it is applied whole or not at all."""
+        if self._pending is not None:
+            future = self._pending[1]
+            self._pending = None
+            future.cancel()
+            await asyncio.gather(future, return_exceptions=True)
+
+
 class Refresher:
     def __init__(self, store: RedisStore, mirror: Mirror, connectors: ConnectorPool, identity: Identity,
                  settings: SyncSettings, policy: RetryPolicy) -> None:
@@ -78,42 +114,46 @@ class Refresher:
         Each page is applied with a guard: a contact the mirror changed after the page was requested
         (a write through the gateway) is not overwritten by the older pulled copy. Such contacts are
         fetched again one by one at the end, under the write mutex, so the provider's truth wins.
+        Every apply has returned before the round reads a start revision, refetches, tombstones what a
+        full listing lacks, or stores the new cursor.
         """
         keys = self.store.account(account_id)
         connector = await self.connectors.get(account_id)
         cursor = (await self.store.state(account_id)).get("cursor") or None
-        full, expiries, changed = cursor is None, 0, 0
+        full, expiries = cursor is None, 0
         seen: set[str] = set()
-        guarded: dict[str, None] = {}
         start_rev = await self.store.head(account_id)
-        fetch = asyncio.ensure_future(self._fetch(connector, account_id, cursor))
-        while True:
-            try:
-                page, head = await fetch
-            except CursorExpired:
-                expiries += 1
-                if expiries > 2:
-                    raise
-                log.info("account %s: provider cursor expired, relisting", account_id)
-                full, seen, start_rev = True, set(), await self.store.head(account_id)
-                fetch = asyncio.ensure_future(self._fetch(connector, account_id, None))
-                continue
-            fetch = asyncio.ensure_future(self._fetch(connector, account_id, page.cursor)) if page.more else None
-            try:
-                prepared, revs = await self._apply_page(account_id, page, head)
-            except BaseException:
+        applier = _InOrderApplier(self.mirror, account_id)
+        fetch: asyncio.Future[tuple[ChangePage, int]] | None = asyncio.ensure_future(
+            self._fetch(connector, account_id, cursor))
+        try:
+            while fetch is not None:
+                try:
+                    page, head = await fetch
+                except CursorExpired:
+                    expiries += 1
+                    if expiries > 2:
+                        raise
+                    log.info("account %s: provider cursor expired, relisting", account_id)
+                    await applier.drain()  # the relist's start revision follows every apply sent before it
+                    full, seen, start_rev = True, set(), await self.store.head(account_id)
+                    fetch = asyncio.ensure_future(self._fetch(connector, account_id, None))
+                    continue
+                fetch = asyncio.ensure_future(self._fetch(connector, account_id, page.cursor)) if page.more else None
+                prepared = await self._apply_page(applier, page, head)
+                if full:
+                    seen.update(p.id for p in prepared if p.kind == "u")
                 if fetch is not None:
-                    fetch.cancel()
-                raise
-            changed += sum(1 for r in revs if r > 0)
-            guarded.update((c.native_id, None) for c, r in zip(page.changes, revs, strict=True) if r < 0)
-            if full:
-                seen.update(p.id for p in prepared if p.kind == "u")
-            if fetch is None:
-                break
-            await self.store.extend_lock(keys.refresh_lock, holder, self.settings.lock_ttl_s)
-        if guarded:
-            changed += await self._refetch(account_id, connector, list(guarded))
+                    await self.store.extend_lock(keys.refresh_lock, holder, self.settings.lock_ttl_s)
+            await applier.drain()
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+                await asyncio.gather(fetch, return_exceptions=True)
+            await applier.abandon()  # failed or cancelled mid-round: the applied batches stay (each is atomic)
+        changed = applier.changed
+        if applier.guarded:
+            changed += await self._refetch(account_id, connector, list(applier.guarded))
         if full:
             changed += await self._drop_unlisted(account_id, seen, start_rev)
         await self.store.set_state(account_id, cursor=page.cursor or "", last_refresh=time.time(), ready=1,
@@ -122,37 +162,25 @@ class Refresher:
             await self.identity.set_status(account_id, "active")
         return RefreshResult(ran=True, changed=changed, full=full)
 
-    async def _apply_page(self, account_id: str, page: ChangePage, head: int) -> tuple[list[PreparedChange], list[int]]:
-        """Map, hash and apply one page in small steps, each batch applied while the next is prepared.
+    async def _apply_page(self, applier: _InOrderApplier, page: ChangePage, head: int) -> list[PreparedChange]:
+        """Map, hash and hand over one page in small steps, in batches of mirror.batch.
 
         Connectors map lazily (RemoteContact.content), so this is where a page's CPU work happens. Between
         steps the loop runs other tasks: the request for the next page goes out and the provider answers
-        it, Redis runs the previous batch's apply, and API requests in the same process are not held up
-        behind a 1,000-contact page. Batches are applied strictly in order (the next is sent only after the
-        previous one returned), so a contact listed twice in a page keeps its later version.
+        it, Redis runs the previous batch's apply (of this page or the one before), and API requests in the
+        same process are not held up behind a 1,000-contact page.
         """
         stamp = now_iso()
         prepared: list[PreparedChange] = []
-        revs: list[int] = []
-        pending: asyncio.Future[list[int]] | None = None
         sent = 0
-        try:
-            for start in range(0, len(page.changes), PREPARE_STEP):
-                await asyncio.sleep(0)
-                prepared += [prepare(c, head, stamp) for c in page.changes[start:start + PREPARE_STEP]]
-                if len(prepared) - sent >= self.mirror.batch or len(prepared) == len(page.changes):
-                    if pending is not None:
-                        revs += await pending
-                    pending = asyncio.ensure_future(self.mirror.apply(account_id, prepared[sent:]))
-                    sent = len(prepared)
-            if pending is not None:
-                revs += await pending
-                pending = None
-        finally:
-            if pending is not None:  # failed or cancelled mid-page: the applied batches stay (each is atomic)
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
-        return prepared, revs
+        step = min(PREPARE_STEP, self.mirror.batch)
+        for start in range(0, len(page.changes), step):
+            await asyncio.sleep(0)
+            prepared += [prepare(c, head, stamp) for c in page.changes[start:start + step]]
+            if len(prepared) - sent >= self.mirror.batch or len(prepared) == len(page.changes):
+                await applier.send(page.changes[sent:len(prepared)], prepared[sent:])
+                sent = len(prepared)
+        return prepared
 
     async def _refetch(self, account_id: str, connector: Connector, native_ids: list[str]) -> int:
         """The provider's current version of contacts a guard skipped, applied under the write mutex."""

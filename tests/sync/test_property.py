@@ -218,10 +218,15 @@ def provider_change(world: World, op: tuple[Any, ...]) -> int:
 
 
 @asynccontextmanager
-async def harness(target: dict[str, Any], page_size: int) -> AsyncIterator[tuple[World, Core, str]]:
-    """A gateway over HTTP on a fake provider, one connected account, and a World to record events in."""
+async def harness(target: dict[str, Any], page_size: int,
+                  apply_batch: int = 500) -> AsyncIterator[tuple[World, Core, str]]:
+    """A gateway over HTTP on a fake provider, one connected account, and a World to record events in.
+
+    `apply_batch` below the page size splits a pulled page into several mirror applies, in flight while
+    the next batch (or page) is prepared."""
     prefix = f"p{uuid.uuid4().hex[:12]}"
-    cfg = Settings(redis={"key_prefix": prefix}, sync={"refresh_interval_s": 0.0, "lock_ttl_s": 5.0})
+    cfg = Settings(redis={"key_prefix": prefix},
+                   sync={"refresh_interval_s": 0.0, "lock_ttl_s": 5.0, "apply_batch": apply_batch})
     fakes = FakeRegistry()
     client = open_client(target)
     core = build_core(cfg, {"fake": fakes.factory()}, redis=RedisHandle(client))
@@ -242,8 +247,9 @@ async def harness(target: dict[str, Any], page_size: int) -> AsyncIterator[tuple
         await core.aclose()
 
 
-async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_size: int) -> None:
-    async with harness(target, page_size) as (world, core, account_id):
+async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_size: int,
+                   apply_batch: int = 500) -> None:
+    async with harness(target, page_size, apply_batch) as (world, core, account_id):
         http, provider = world.http, world.provider
         start = await (await http.post("/v1/contacts/sync", headers=world.auth)).json()
         streams = {"updated": StreamClient("updated", start["syncUpdatedToken"]),
@@ -279,7 +285,8 @@ async def scenario(target: dict[str, Any], steps: list[tuple[Any, ...]], page_si
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(ops, min_size=12, max_size=50), page_size=st.integers(1, 6))
+@given(steps=st.lists(ops, min_size=12, max_size=50), page_size=st.integers(1, 6),
+       apply_batch=st.one_of(st.integers(1, 4), st.just(500)))
 def test_client_copy_equals_provider(redis_target: dict[str, Any], steps: list[tuple[Any, ...]],
-                                     page_size: int) -> None:
-    asyncio.run(scenario(redis_target, steps, page_size))
+                                     page_size: int, apply_batch: int) -> None:
+    asyncio.run(scenario(redis_target, steps, page_size, apply_batch))
