@@ -136,6 +136,20 @@ class RemoteContact:
                 f"content={self.content!r})")
 
 
+#: The attribute that holds the folder a contact lives in, for providers with contact folders (Graph, EWS):
+#: absent in the default folder, else the folder's path of display names below it, "/"-joined.
+FOLDER_ATTRIBUTE = "folder"
+
+
+def folder_of(contact: ContactInput) -> str | None:
+    """The folder path the contact asks for ("Work", "Work/Clients"), or None for the default folder.
+    Empty path parts are dropped ("Work//Clients/" is "Work/Clients")."""
+    for attribute in contact.attributes or []:
+        if attribute.name == FOLDER_ATTRIBUTE and attribute.value:
+            return "/".join(part for part in attribute.value.split("/") if part.strip()) or None
+    return None
+
+
 @dataclass(slots=True)
 class ChangePage:
     """One batch of changes from `list_changes`.

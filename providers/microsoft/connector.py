@@ -31,10 +31,19 @@ import orjson
 
 from gateway.config import MicrosoftSettings
 from gateway.models import ContactInput
-from providers.base import ChangePage, Conflict, Connector, CursorExpired, NotFound, ProviderError, RemoteContact
+from providers.base import (
+    ChangePage,
+    Conflict,
+    Connector,
+    CursorExpired,
+    NotFound,
+    ProviderError,
+    RemoteContact,
+    folder_of,
+)
 from providers.microsoft.auth import TokenSource
 from providers.microsoft.graph import GraphClient, map_errors
-from providers.microsoft.mapping import SELECT, contact_to_graph, folder_of, graph_content
+from providers.microsoft.mapping import SELECT, contact_to_graph, graph_content
 
 __all__ = ["MicrosoftConnector", "map_errors", "parse_credentials"]
 

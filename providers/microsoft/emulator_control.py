@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS, ContactInput
+from providers.base import folder_of
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
 from providers.control_kit import add_fault_routes, seed_params
 from providers.control_kit import http_error as _http_error
@@ -21,7 +22,7 @@ from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
 from providers.control_kit import read_body as _body
 from providers.microsoft.emulator_state import STATE, ContactRecord, EmulatorState, Folder, Mailbox
-from providers.microsoft.mapping import contact_to_graph, folder_of, graph_to_contact
+from providers.microsoft.mapping import contact_to_graph, graph_to_contact
 from providers.microsoft.seed import generate
 
 _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")

@@ -45,6 +45,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.models import ContactInput, provider_contact, provider_content
+from providers.base import FOLDER_ATTRIBUTE
 
 #: unified field path -> Graph contact property ("[type=x]": the unified items of that type).
 FIELD_MAP: dict[str, str] = {
@@ -79,7 +80,6 @@ FIELD_MAP: dict[str, str] = {
     "attributes[name=folder].value": "parentFolderId (as the folder's \"/\"-joined path of displayNames)",
 }
 
-FOLDER_ATTRIBUTE = "folder"
 NO_YEAR = 1604
 
 _SLOT = re.compile(r"^(\w+)\[type=(\w+)\]")
@@ -125,15 +125,6 @@ _ADDRESS_SLOT_READS = tuple(_ADDRESS_SLOTS.items())
 _PHONE_READS = tuple((kind, prop, prop in _LIST_PHONES) for kind, prop in _PHONE_SLOTS.items())
 _BIRTHDAY = re.compile(r"^(\d{4}|-)-(\d{2})-(\d{2})$")
 _GRAPH_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}))?")
-
-
-def folder_of(contact: ContactInput) -> str | None:
-    """The folder path the contact asks for ("Work", "Work/Clients"), or None for the default folder.
-    Empty path parts are dropped ("Work//Clients/" is "Work/Clients")."""
-    for attribute in contact.attributes or []:
-        if attribute.name == FOLDER_ATTRIBUTE and attribute.value:
-            return "/".join(part for part in attribute.value.split("/") if part.strip()) or None
-    return None
 
 
 # --- unified -> Graph ----------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ than work/home/mobile, custom attributes, ...) is dropped when the emulator stor
 from __future__ import annotations
 
 from gateway.models import Attribute, ContactInput
+from providers.base import FOLDER_ATTRIBUTE
 from providers.google.seed import generate as generate_unified
-from providers.microsoft.mapping import FOLDER_ATTRIBUTE
 
 #: Folder of the i-th seeded contact (None: the default "Contacts" folder), cycled.
 SEED_FOLDERS: tuple[str | None, ...] = (None, "Work", None, "Family", None, "Work", None, None)

@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.models import ContactInput, content_of
+from providers.base import folder_of
 from providers.microsoft.emulator_state import WRITABLE, clean_contact
 from providers.microsoft.mapping import (
     FIELD_MAP,
     GRAPH_FIELDS,
     SELECT,
     contact_to_graph,
-    folder_of,
     graph_to_contact,
     unified_birthday,
 )
