@@ -16,11 +16,13 @@ list_changes walks every contacts folder (Contacts and its subfolders, listed wi
 of each round) with SyncFolderItems, at most settings.page_size changes per call, then GetItem for the full
 properties of created and updated items (parsed with the emulator's `ews_xml.parse_contact`, twenty times
 faster than exchangelib's generic item parser; request, transport and errors stay exchangelib's). The cursor
-(`SyncCursor`) is "ews1." + base64url JSON of the folders of the round with their SyncStates, the folder in
-progress, and pending item ids: items GetItem could not return (corrupt, or failing for any per-item reason)
+(`SyncCursor`) is "ews1." + base64url JSON of the folders of the round with their SyncStates and paths, the
+folder in progress, and pending item ids: items GetItem could not return (corrupt, or failing for any per-item reason)
 are logged and retried at the start of the next round, so one bad item never blocks the rest; one found gone
-by then is reported deleted. A folder that disappeared between rounds makes the cursor expire
-(the caller relists and tombstones what is gone); a new folder is synced from scratch.
+by then is reported deleted. A folder that disappeared, was renamed or moved between rounds makes the cursor
+expire (the caller relists: it tombstones what is gone and updates the folder attribute of what moved); a new
+folder is synced from scratch. A contact's folder attribute is its folder's path (folders.py, mapping.py);
+creating a contact with one puts it in that folder, made with CreateFolder where missing.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from exchangelib.errors import (
     EWSError,
     ResponseMessageError,
 )
-from exchangelib.folders import FolderCollection
 from exchangelib.items import ID_ONLY, Contact
 from exchangelib.properties import FolderId
 from exchangelib.protocol import Protocol
@@ -53,7 +54,7 @@ from oauthlib.oauth2 import OAuth2Error, OAuth2Token
 
 from gateway.config import ExchangeSettings
 from gateway.models import ContactInput
-from providers.base import ChangePage, Conflict, Connector, CursorExpired, NotFound, RemoteContact
+from providers.base import ChangePage, Conflict, Connector, CursorExpired, NotFound, RemoteContact, folder_of
 from providers.exchange.cursor import SyncCursor
 from providers.exchange.ews_errors import (
     PER_REQUEST,
@@ -65,6 +66,7 @@ from providers.exchange.ews_errors import (
     trust_ca_bundle,
 )
 from providers.exchange.ews_services import READ_FIELDS, ContactRead, GetContacts, SyncItemIds
+from providers.exchange.folders import ContactFolders
 from providers.exchange.mapping import (
     ITEM_FIELDS,
     contact_to_fields,
@@ -134,10 +136,10 @@ def parse_credentials(raw: dict[str, Any]) -> dict[str, str]:
     return parsed
 
 
-def _remote(read: ContactRead) -> RemoteContact:
-    """A contact read as a RemoteContact: native id = ItemId Id, version = ChangeKey."""
+def _remote(read: ContactRead, folder: str | None) -> RemoteContact:
+    """A contact read as a RemoteContact: native id = ItemId Id, version = ChangeKey; `folder` its folder's path."""
     return RemoteContact(native_id=read.item_id, version=read.change_key, created_time=read.created,
-                         modified_time=read.modified, mapped=functools.partial(fields_content, read.fields))
+                         modified_time=read.modified, mapped=functools.partial(fields_content, read.fields, folder))
 
 
 def _latest(changes: list[RemoteContact]) -> list[RemoteContact]:
@@ -168,6 +170,7 @@ class ExchangeConnector(Connector):
         self._slots = asyncio.Semaphore(max(1, settings.max_threads_per_account))
         self._account_obj: Account | None = None
         self._account_lock = threading.Lock()
+        self._folders = ContactFolders()
         install_adapter()
         if settings.ca_bundle:
             trust_ca_bundle(self._creds["ewsUrl"], settings.ca_bundle)
@@ -213,17 +216,8 @@ class ExchangeConnector(Connector):
             return self._account_obj
 
     # --- blocking parts (run in the pool) ---------------------------------------------------------------
-    def _folders(self, account: Account) -> list[str]:
-        """The contacts folders: Contacts first, then its subfolders (FindFolder, Deep traversal)."""
-        contacts = account.contacts
-        found = FolderCollection(account=account, folders=[contacts]).find_folders(depth="Deep")
-        ids = [contacts.id]
-        for folder in found:
-            if isinstance(folder, Exception):
-                raise folder
-            if (folder.folder_class or "").startswith("IPF.Contact"):
-                ids.append(folder.id)
-        return ids
+    def _read(self, account: Account, read: ContactRead) -> RemoteContact:
+        return _remote(read, self._folders.path_of(account, read.parent_folder_id))
 
     def _fetch_many(self, account: Account, ids: list[str]) -> list[Any]:
         """GetItem results (ContactRead, None for a non-contact, or the item's exception) in order.
@@ -262,7 +256,7 @@ class ExchangeConnector(Connector):
             return out
         for item_id, result in zip(ids, self._fetch_many(account, ids), strict=True):
             if isinstance(result, ContactRead):
-                out.found.append(_remote(result))
+                out.found.append(self._read(account, result))
             elif isinstance(result, ErrorItemNotFound):
                 out.gone.append(item_id)
             elif isinstance(result, Exception):
@@ -274,21 +268,29 @@ class ExchangeConnector(Connector):
         return out
 
     def _start_round(self, account: Account, at: SyncCursor | None) -> tuple[SyncCursor, list[RemoteContact]]:
-        """A new round: the folders now, their states from the last round, and the pending items retried."""
-        current = self._folders(account)
+        """A new round: the folders now, their states from the last round, and the pending items retried.
+
+        A folder removed, renamed or moved since the last round makes the cursor expire: only a relisting
+        tells which contacts went with it, or now carry another folder path (their items did not change).
+        """
+        current = dict(self._folders.listing(account))
         if at is None:
-            return SyncCursor([[fid, None] for fid in current]), []
-        states = {fid: state for fid, state in at.folders}
+            return SyncCursor([[fid, None, path] for fid, path in current.items()]), []
+        states = {f[0]: f[1] for f in at.folders}
         gone = set(states) - set(current)
         if gone:
             raise CursorExpired(f"exchange: {len(gone)} contacts folder(s) were removed; relist")
+        moved = [f[2] for f in at.folders if len(f) > 2 and current[f[0]] != f[2]]
+        if moved:
+            raise CursorExpired(f"exchange: contacts folder(s) {moved} were renamed or moved; relist")
         fetched = self._fetch(account, at.pending)
         changes = fetched.found + [RemoteContact(native_id=i, deleted=True) for i in fetched.gone]
-        return SyncCursor([[fid, states.get(fid)] for fid in current], 0, list(fetched.failed)), changes
+        return SyncCursor([[fid, states.get(fid), path] for fid, path in current.items()], 0,
+                          list(fetched.failed)), changes
 
     def _sync_folder(self, account: Account, at: SyncCursor, budget: int) -> tuple[list[RemoteContact], int, bool]:
         """One SyncFolderItems page of the folder in progress, with GetItem for creates and updates."""
-        folder_id, state = at.folders[at.index]
+        folder_id, state = at.folders[at.index][:2]
         svc = SyncItemIds(account=account)
         try:
             raw = list(svc.call(folder=FolderId(id=folder_id), shape=ID_ONLY, additional_fields=set(),
@@ -338,14 +340,15 @@ class ExchangeConnector(Connector):
     def _after_write(self, account: Account, item: Contact, contact: ContactInput) -> RemoteContact:
         """The item as stored (GetItem); if it cannot be read back now, the written content and ChangeKey."""
         try:
-            return _remote(self._get_item(account, item.id))
+            return self._read(account, self._get_item(account, item.id))
         except _LIBRARY_ERRORS:  # the write happened: failing now would make the caller write it twice
             return RemoteContact(native_id=item.id, version=item.changekey,
-                                 content=fields_content(contact_to_fields(contact)))
+                                 content=fields_content(contact_to_fields(contact), folder_of(contact)))
 
     def _create(self, contact: ContactInput) -> RemoteContact:
         account = self._account()
-        item = Contact(account=account, folder=account.contacts, **contact_to_item_fields(contact))
+        folder = self._folders.target(account, folder_of(contact))
+        item = Contact(account=account, folder=folder, **contact_to_item_fields(contact))
         item.save()
         return self._after_write(account, item, contact)
 
@@ -379,10 +382,11 @@ class ExchangeConnector(Connector):
         return await self._run(self._page, cursor)
 
     async def get(self, native_id: str) -> RemoteContact:
-        return await self._run(lambda: _remote(self._get_item(self._account(), native_id)))
+        return await self._run(lambda: self._read(self._account(), self._get_item(self._account(), native_id)))
 
     async def create(self, contact: ContactInput) -> RemoteContact:
-        """CreateItem in the Contacts folder, then GetItem for what Exchange stored."""
+        """CreateItem in the folder the folder attribute names (made when missing), else in Contacts; then
+        GetItem for what Exchange stored."""
         return await self._run(self._create, contact)
 
     async def update(self, native_id: str, contact: ContactInput, if_match: str | None) -> RemoteContact:

@@ -1,6 +1,6 @@
 """The connector's list_changes cursor: "ews1." + base64url JSON, opaque to the core.
 
-It holds the folders of the round with their SyncStates, the index of the folder in progress (== the number
+It holds the folders of the round with their SyncStates and paths, the index of the folder in progress (== the number
 of folders once the round is complete), and the ids of items GetItem could not return, to fetch again at the
 start of the next round. A cursor that is not ours reads as expired, so the caller relists.
 """
@@ -20,8 +20,9 @@ _PREFIX = "ews1."
 
 @dataclass(slots=True)
 class SyncCursor:
-    """Where list_changes resumes: the round's folders [(id, SyncState | None)], the index of the folder in
-    progress (== len(folders) when the round is complete), and item ids to fetch again next round."""
+    """Where list_changes resumes: the round's folders [id, SyncState | None, path | None] (cursors written
+    before paths were kept have no path), the index of the folder in progress (== len(folders) when the round
+    is complete), and item ids to fetch again next round."""
 
     folders: list[list[Any]]
     index: int = 0
@@ -44,12 +45,17 @@ class SyncCursor:
             text = cursor.removeprefix(_PREFIX)
             data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
             folders, index, pending = data["f"], data["i"], data["p"]
-            valid = (isinstance(folders, list) and all(
-                isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and isinstance(f[1], str | None)
-                for f in folders) and isinstance(index, int) and 0 <= index <= len(folders)
-                and isinstance(pending, list) and all(isinstance(p, str) for p in pending))
+            valid = (isinstance(folders, list) and all(_folder_entry(f) for f in folders)
+                     and isinstance(index, int) and 0 <= index <= len(folders)
+                     and isinstance(pending, list) and all(isinstance(p, str) for p in pending))
             if not valid:
                 raise ValueError("shape")
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise CursorExpired("unreadable Exchange cursor") from None
         return cls(folders, index, pending)
+
+
+def _folder_entry(entry: Any) -> bool:
+    """[id, SyncState | None] or [id, SyncState | None, path | None]."""
+    return (isinstance(entry, list) and len(entry) in (2, 3) and isinstance(entry[0], str)
+            and all(isinstance(v, str | None) for v in entry[1:]))

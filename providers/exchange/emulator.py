@@ -2,7 +2,7 @@
 
 It speaks the SOAP exchangelib sends, so the connector runs exchangelib unmodified: one endpoint
 `POST /EWS/Exchange.asmx`, dispatched on the first element of the SOAP Body (exchangelib sends no
-SOAPAction): GetFolder, FindFolder, FindItem, SyncFolderItems, GetItem, CreateItem, UpdateItem (ChangeKey
+SOAPAction): GetFolder, FindFolder, CreateFolder, FindItem, SyncFolderItems, GetItem, CreateItem, UpdateItem (ChangeKey
 checked), DeleteItem; HTTP Basic auth per mailbox (or a Bearer token from the control API), 401 with
 `WWW-Authenticate: Basic` otherwise. Errors take Exchange's shapes: per-item ResponseClass="Error"
 messages, and SOAP Faults (ErrorServerBusy with BackOffMilliseconds). The control API (`/_control`, see
@@ -32,7 +32,8 @@ __all__ = ["STATE", "EWS_PATH", "EmulatorState", "create_app", "main", "run"]
 
 Operation = Callable[[EmulatorState, Mailbox, etree._Element], list[etree._Element]]
 OPERATIONS: dict[str, Operation] = {
-    "GetFolder": ops.get_folder, "FindFolder": ops.find_folder, "FindItem": ops.find_item,
+    "GetFolder": ops.get_folder, "FindFolder": ops.find_folder, "CreateFolder": ops.create_folder,
+    "FindItem": ops.find_item,
     "SyncFolderItems": ops.sync_folder_items, "GetItem": ops.get_item, "CreateItem": ops.create_item,
     "UpdateItem": ops.update_item, "DeleteItem": ops.delete_item,
 }

@@ -4,7 +4,8 @@ Contacts go in and out as unified Contact JSON and are stored as neutral EWS fie
 same mapping the connector uses, so a change made here is what the gateway later reads over EWS.
 EWS-specific additions, all optional for callers:
 - `POST /_control/users/{user}/folders` {"name", "parent"?} -> 201 {"folderId"}; `GET .../folders` ->
-  [{"folderId", "name", "parentId"}] (Contacts and its subfolders); `DELETE .../folders/{id}`;
+  [{"folderId", "name", "parentId"}] (Contacts and its subfolders); `PATCH .../folders/{id}` {"name"} renames;
+  `DELETE .../folders/{id}`;
   `POST .../contacts?folder=<folderId>` creates in a subfolder; seed takes "folders": N subfolders (default 1).
 - `POST .../contacts/{nativeId}/poison` {"code"?: "ErrorItemCorrupt"} makes GetItem fail for that item with
   that EWS error; `DELETE .../contacts/{nativeId}/poison` heals it.
@@ -22,15 +23,16 @@ from typing import Any
 from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS
+from providers.base import folder_of
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
 from providers.control_kit import add_fault_routes, fault_fields, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
 from providers.control_kit import read_body as _body
-from providers.exchange.emulator_state import STATE, EmulatorState, Fault, ItemRecord
+from providers.exchange.emulator_state import STATE, EmulatorState, Fault, ItemRecord, Mailbox
 from providers.exchange.mapping import contact_to_fields, fields_to_contact
-from providers.exchange.seed import folder_of, generate
+from providers.exchange.seed import generate, seed_folder
 from providers.exchange.soap import EWS_PATH
 
 _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
@@ -52,8 +54,8 @@ def _record(request: web.Request) -> tuple[EmulatorState, str, ItemRecord]:
     return state, user, record
 
 
-def _view(record: ItemRecord) -> dict[str, Any]:
-    contact = fields_to_contact(record.fields)
+def _view(box: Mailbox, record: ItemRecord) -> dict[str, Any]:
+    contact = fields_to_contact(record.fields, box.path_of(record.folder_id))
     return {"nativeId": record.item_id, "contact": contact.model_dump(mode="json", exclude_none=True)}
 
 
@@ -89,6 +91,18 @@ async def _list_folders(request: web.Request) -> web.Response:
                   for f in (box.contacts, *box.subfolders(box.contacts.folder_id, True))])
 
 
+async def _rename_folder(request: web.Request) -> web.Response:
+    """A user renaming a folder in Outlook: its items do not change (no SyncFolderItems change for them)."""
+    state, user = _user(request)
+    body, box, folder_id = await _body(request), state.mailboxes[user], request.match_info["folder_id"]
+    if folder_id not in box.folders or box.folders[folder_id].distinguished:
+        raise _http_error(404, f"no such subfolder: {folder_id}")
+    if not isinstance(body.get("name"), str) or not body["name"].strip():
+        raise _http_error(400, '"name" must be a non-empty string')
+    box.folders[folder_id].name = body["name"]
+    return _json({"folderId": folder_id, "name": body["name"]})
+
+
 async def _delete_folder(request: web.Request) -> web.Response:
     state, user = _user(request)
     box, folder_id = state.mailboxes[user], request.match_info["folder_id"]
@@ -100,21 +114,25 @@ async def _delete_folder(request: web.Request) -> web.Response:
 
 async def _create_contact(request: web.Request) -> web.Response:
     state, user = _user(request)
-    folder_id = request.query.get("folder")
-    if folder_id is not None and folder_id not in state.mailboxes[user].folders:
+    box, folder_id = state.mailboxes[user], request.query.get("folder")
+    if folder_id is not None and folder_id not in box.folders:
         raise _http_error(404, f"no such folder: {folder_id}")
-    record = state.create(user, contact_to_fields(_contact(await _body(request))), folder_id)
+    contact = _contact(await _body(request))
+    if folder_id is None and (path := folder_of(contact)) is not None:
+        folder_id = box.folder_at(path).folder_id  # the folder attribute places it, as through the connector
+    record = state.create(user, contact_to_fields(contact), folder_id)
     return _json({"nativeId": record.item_id}, 201)
 
 
 async def _list_contacts(request: web.Request) -> web.Response:
     state, user = _user(request)
     records = [r for r in state.mailboxes[user].items.values() if not r.deleted]
-    return _json([_view(r) for r in sorted(records, key=lambda r: r.seq)])
+    return _json([_view(state.mailboxes[user], r) for r in sorted(records, key=lambda r: r.seq)])
 
 
 async def _get_contact(request: web.Request) -> web.Response:
-    return _json(_view(_record(request)[2]))
+    state, user, record = _record(request)
+    return _json(_view(state.mailboxes[user], record))
 
 
 async def _patch_contact(request: web.Request) -> web.Response:
@@ -124,10 +142,10 @@ async def _patch_contact(request: web.Request) -> web.Response:
     unknown = set(body) - WRITABLE_FIELDS - _SERVER_FIELDS
     if unknown:
         raise _http_error(400, f"unknown contact fields: {sorted(unknown)}")
-    merged = fields_to_contact(record.fields).model_dump(exclude_none=True)
+    merged = fields_to_contact(record.fields).model_dump(exclude_none=True)  # the folder stays where it is
     merged.update({k: v for k, v in body.items() if k in WRITABLE_FIELDS})
     contact = _contact({k: v for k, v in merged.items() if v is not None})
-    return _json(_view(state.update(user, record.item_id, contact_to_fields(contact))))
+    return _json(_view(state.mailboxes[user], state.update(user, record.item_id, contact_to_fields(contact))))
 
 
 async def _delete_contact(request: web.Request) -> web.Response:
@@ -162,7 +180,7 @@ async def _seed(request: web.Request) -> web.Response:
         by_name.setdefault(folder.name, folder.folder_id)
     ids = []
     for i, contact in enumerate(generate(count, seed)):
-        name = folder_of(i, folders)
+        name = seed_folder(i, folders)
         if name is not None and name not in by_name:
             by_name[name] = box.add_folder(name, box.contacts.folder_id).folder_id
         ids.append(state.create(user, contact_to_fields(contact), by_name.get(name) if name else None).item_id)
@@ -195,6 +213,7 @@ def add_control_routes(app: web.Application) -> None:
     router.add_post("/_control/users/{user}/tokens", _create_token)
     router.add_post("/_control/users/{user}/folders", _create_folder)
     router.add_get("/_control/users/{user}/folders", _list_folders)
+    router.add_patch("/_control/users/{user}/folders/{folder_id}", _rename_folder)
     router.add_delete("/_control/users/{user}/folders/{folder_id}", _delete_folder)
     router.add_post("/_control/users/{user}/contacts", _create_contact)
     router.add_get("/_control/users/{user}/contacts", _list_contacts)

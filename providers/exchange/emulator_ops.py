@@ -142,6 +142,32 @@ def find_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[
     return out
 
 
+def create_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[etree._Element]:
+    """New folders under one parent; a display name its siblings already have is ErrorFolderExists."""
+    parents = _folder_ids(op.find(m("ParentFolderId")))
+    try:
+        parent = _folder(box, parents[0] if parents else None)
+    except EwsError as exc:
+        return [message("CreateFolder", exc)]
+    out = []
+    for elem in op.find(m("Folders")) if op.find(m("Folders")) is not None else []:
+        name = (elem.findtext(t("DisplayName")) or "").strip()
+        if not name:
+            out.append(message("CreateFolder", EwsError("ErrorInvalidPropertySet", "A folder needs a DisplayName.")))
+            continue
+        if any(f.name.casefold() == name.casefold() for f in box.subfolders(parent.folder_id, False)):
+            out.append(message("CreateFolder", EwsError("ErrorFolderExists")))
+            continue
+        folder = box.add_folder(name, parent.folder_id)
+        folder.folder_class = elem.findtext(t("FolderClass")) or (
+            "IPF.Contact" if elem.tag == t("ContactsFolder") else "IPF.Note")
+        msg = message("CreateFolder")
+        node = etree.SubElement(etree.SubElement(msg, m("Folders")), elem.tag)
+        etree.SubElement(node, t("FolderId"), Id=folder.folder_id, ChangeKey=folder.change_key)
+        out.append(msg)
+    return out
+
+
 # --- items ---------------------------------------------------------------------------------------------
 
 def find_item(state: EmulatorState, box: Mailbox, op: etree._Element) -> list[etree._Element]:

@@ -63,7 +63,8 @@ class FolderRecord:
 
     @property
     def change_key(self) -> str:
-        return "AQAAAA" + hashlib.blake2b(self.folder_id.encode(), digest_size=6).hexdigest()
+        """Changes with the folder's name, as a rename changes a real folder's ChangeKey."""
+        return "AQAAAA" + hashlib.blake2b(f"{self.folder_id}/{self.name}".encode(), digest_size=6).hexdigest()
 
 
 @dataclass(slots=True)
@@ -99,6 +100,24 @@ class Mailbox:
         if not deep:
             return direct
         return [g for f in direct for g in (f, *self.subfolders(f.folder_id, True))]
+
+    def path_of(self, folder_id: str) -> str | None:
+        """A folder's path of names below Contacts ("Work/Clients"); None for Contacts or a folder not below it."""
+        names: list[str] = []
+        folder = self.folders.get(folder_id)
+        while folder is not None and folder.folder_id != self.contacts.folder_id and len(names) <= len(self.folders):
+            names.append(folder.name)
+            folder = self.folders.get(folder.parent_id) if folder.parent_id is not None else None
+        return "/".join(reversed(names)) if folder is not None and names else None
+
+    def folder_at(self, path: str) -> FolderRecord:
+        """The contacts folder at a path below Contacts (case-insensitive), made level by level where missing."""
+        folder = self.contacts
+        for name in path.split("/"):
+            below = self.subfolders(folder.folder_id, False)
+            folder = next((f for f in below if f.name.casefold() == name.casefold()), None) or \
+                self.add_folder(name, folder.folder_id)
+        return folder
 
     def add_folder(self, name: str, parent_id: str) -> FolderRecord:
         folder = FolderRecord(_id("F", self.user, f"{parent_id}/{name}/{len(self.folders)}"), name, parent_id)

@@ -39,11 +39,14 @@ class ContactRead:
     fields: EwsFields
     created: str | None
     modified: str | None
+    parent_folder_id: str | None = None
 
 
-#: GetItem's AdditionalProperties: every mapped field plus the times.
-READ_FIELDS = frozenset(FieldPath(field=Contact.get_field_by_fieldname(name)) for name in ONLY_FIELDS)
+#: GetItem's AdditionalProperties: every mapped field, the times, and the folder the item is in.
+READ_FIELDS = frozenset(FieldPath(field=Contact.get_field_by_fieldname(name))
+                        for name in (*ONLY_FIELDS, "parent_folder_id"))
 CONTACT_TAG = f"{{{TNS}}}Contact"
+_PARENT_TAG = f"{{{TNS}}}ParentFolderId"
 
 
 class GetContacts(GetItem):
@@ -54,6 +57,7 @@ class GetContacts(GetItem):
     def _elem_to_obj(self, elem: Any) -> ContactRead | None:
         if elem.tag != CONTACT_TAG:
             return None
-        ref = elem.find(ItemId.response_tag())
+        ref, parent = elem.find(ItemId.response_tag()), elem.find(_PARENT_TAG)
         return ContactRead(ref.get("Id"), ref.get("ChangeKey"), parse_contact(elem),
-                           elem.findtext(f"{{{TNS}}}DateTimeCreated"), elem.findtext(f"{{{TNS}}}LastModifiedTime"))
+                           elem.findtext(f"{{{TNS}}}DateTimeCreated"), elem.findtext(f"{{{TNS}}}LastModifiedTime"),
+                           parent.get("Id") if parent is not None else None)

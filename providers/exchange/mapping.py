@@ -25,8 +25,11 @@ What an EWS contact cannot hold (lost on the way to Exchange, so excluded from t
   --MM-DD is stored as 1604-MM-DD and read back as --MM-DD. Dates that do not exist (02-30) are dropped.
 - Carriage returns in notes (XML normalizes CR LF to LF); notes written as HTML by Outlook are read as text.
 - Server-owned fields (id, etag, createdTime, lastModifiedTime): Exchange keeps its own.
-- The folder of a contact: creates go to the Contacts folder; a contact read from a subfolder carries no
-  folder mark (its native id is unique in the mailbox, so updates and deletes work wherever it lives).
+- A contact's folder is not a field of the item: as with Graph, a contact in a subfolder of Contacts carries
+  the attribute {"name": "folder", "value": <path>} (display names below Contacts, "/"-joined, "Work/Clients"),
+  listed first among its attributes; one in Contacts itself carries none. It is read from the folder the item
+  is in (`fields_content(fields, folder)`), never stored with the item, and it places a contact only when it
+  is created (the connector makes missing folders); EWS updates do not move items between folders.
 - A contact without displayName is saved with an empty DisplayName (exchangelib requires the element).
   Attributes are held whole (name, value, type) as JSON in one named extended property.
 
@@ -51,6 +54,7 @@ from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAd
 from exchangelib.items import Contact
 
 from gateway.models import ContactInput, provider_contact, provider_content
+from providers.base import FOLDER_ATTRIBUTE
 
 #: unified field path -> (exchangelib Contact attribute path, EWS element or property).
 FIELD_MAP: dict[str, tuple[str, str]] = {
@@ -222,7 +226,7 @@ def contact_to_fields(contact: ContactInput) -> EwsFields:
     out["body"] = contact.notes
     out["birthday"] = _birthday(contact.birthday)
     out["categories"] = list(contact.keywords or [])
-    attributes = [a.model_dump(exclude_none=True) for a in contact.attributes or []]
+    attributes = [a.model_dump(exclude_none=True) for a in contact.attributes or [] if a.name != FOLDER_ATTRIBUTE]
     out["gateway_attributes"] = json.dumps(attributes, ensure_ascii=False, separators=(",", ":")) if attributes \
         else None
     return {k: v for k, v in out.items() if v not in (None, "", [])}
@@ -272,12 +276,15 @@ def item_to_contact(item: Contact) -> ContactInput:
     return fields_to_contact(item_fields(item))
 
 
-def _attributes(raw: Any) -> list[Any]:
+def _attributes(raw: Any, folder: str | None) -> list[Any]:
+    """The folder attribute (where the item is), then the attributes stored with the item."""
     try:
         value = json.loads(raw) if isinstance(raw, str) else []
     except ValueError:
-        return []
-    return [a for a in value if isinstance(a, dict)] if isinstance(value, list) else []
+        value = []
+    stored = [a for a in value if isinstance(a, dict) and a.get("name") != FOLDER_ATTRIBUTE] \
+        if isinstance(value, list) else []
+    return [{"name": FOLDER_ATTRIBUTE, "value": folder}, *stored] if folder else stored
 
 
 def _birthday_text(value: Any) -> str | None:
@@ -286,18 +293,18 @@ def _birthday_text(value: Any) -> str | None:
     return f"--{value:%m-%d}" if value.year == NO_YEAR else f"{value.year:04d}-{value:%m-%d}"
 
 
-def fields_content(fields: EwsFields) -> dict[str, Any]:
-    """The normalized unified content of the neutral EWS form (what a pull hashes). Never fails on odd
-    data: invalid parts are dropped."""
-    return provider_content(_fields_data(fields))
+def fields_content(fields: EwsFields, folder: str | None = None) -> dict[str, Any]:
+    """The normalized unified content of the neutral EWS form (what a pull hashes), `folder` the path of the
+    item's folder below Contacts (None: Contacts itself). Never fails on odd data: invalid parts are dropped."""
+    return provider_content(_fields_data(fields, folder))
 
 
-def fields_to_contact(fields: EwsFields) -> ContactInput:
+def fields_to_contact(fields: EwsFields, folder: str | None = None) -> ContactInput:
     """`fields_content` as a model."""
-    return provider_contact(_fields_data(fields))
+    return provider_contact(_fields_data(fields, folder))
 
 
-def _fields_data(fields: EwsFields) -> dict[str, Any]:
+def _fields_data(fields: EwsFields, folder: str | None) -> dict[str, Any]:
     """The unified data of the neutral EWS form, without empty parts (so normalizing it copies nothing).
 
     Values are taken as they are: the rare odd one is dropped by provider_content's validation.
@@ -314,7 +321,7 @@ def _fields_data(fields: EwsFields) -> dict[str, Any]:
         "notes": fields.get("body"),
         "birthday": _birthday_text(fields.get("birthday")),
         "keywords": [c for c in fields.get("categories") or [] if c],
-        "attributes": _attributes(fields.get("gateway_attributes")),
+        "attributes": _attributes(fields.get("gateway_attributes"), folder),
     }
     return {k: v for k, v in data.items() if v}
 

@@ -3,7 +3,7 @@
 The same (count, seed) always gives the same contacts, so a benchmark or a failing test can be replayed.
 Fields appear with realistic frequencies and use what an EWS contact can hold (see mapping.py): typed phones
 over the EWS keys, at most three emails, Business/Home/Other addresses, a work and a home page, year-less
-birthdays. `folder_of` spreads contacts over the Contacts folder and named subfolders.
+birthdays. `seed_folder` spreads contacts over the Contacts folder and named subfolders.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def generate(count: int, seed: int | str) -> list[ContactInput]:
     return [ContactInput.model_validate(_contact(rng, i)) for i in range(count)]
 
 
-def folder_of(index: int, folders: int) -> str | None:
+def seed_folder(index: int, folders: int) -> str | None:
     """The subfolder name of the `index`-th seeded contact (None: the Contacts folder itself).
 
     With `folders` subfolders, one contact in five goes to a subfolder, round robin.

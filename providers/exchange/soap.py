@@ -22,6 +22,8 @@ EWS_PATH = "/EWS/Exchange.asmx"
 MESSAGES: dict[str, str] = {
     "ErrorItemNotFound": "The specified object was not found in the store.",
     "ErrorFolderNotFound": "The specified folder could not be found in the store.",
+    "ErrorFolderExists": "A folder with the specified name already exists.",
+    "ErrorInvalidPropertySet": "The property set is invalid.",
     "ErrorInvalidIdMalformed": "Id is malformed.",
     "ErrorInvalidSyncStateData": "Synchronization state data is corrupt or otherwise invalid.",
     "ErrorIrresolvableConflict": "The send or update operation could not be performed because the change key "

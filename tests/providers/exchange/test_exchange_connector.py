@@ -357,3 +357,48 @@ def test_map_errors_edge_cases() -> None:
         reraised = busy
     assert isinstance(map_errors(reraised), Unavailable)  # exchangelib's disguise of a dropped connection
     assert type(map_errors(ErrorInvalidPropertyRequest("x"))) is ProviderError
+
+
+async def test_contacts_carry_their_folder_and_creates_make_folders(alice: ExchangeConnector, control: Control,
+                                                                   state: EmulatorState) -> None:
+    clients = await control.folder("alice", "Clients")
+    vip = (await control.call("POST", "/users/alice/folders", {"name": "VIP", "parent": clients}, 201))["folderId"]
+    nested = await control.create("alice", {"name": {"givenName": "Nested"}}, folder=vip)
+    root = await control.create("alice", {"name": {"givenName": "Root"}})
+    pages, _ = await drain(alice, None)
+    listed = {c.native_id: c.content for p in pages for c in p.changes}
+    in_vip = [{"name": "folder", "value": "Clients/VIP"}]
+    assert listed[nested] == {"name": {"givenName": "Nested"}, "attributes": in_vip}
+    assert listed[root] == {"name": {"givenName": "Root"}}
+
+    box = state.mailboxes["alice"]
+    made = await alice.create(ContactInput.model_validate({"name": {"givenName": "Made"}, "attributes": [
+        {"name": "x", "value": "1"}, {"name": "folder", "value": "Projects//2027/"}]}))
+    assert made.content == {"name": {"givenName": "Made"}, "attributes": [
+        {"name": "folder", "value": "Projects/2027"}, {"name": "x", "value": "1"}]}  # the folder first, as read
+    record = box.get(made.native_id)
+    assert record is not None and box.path_of(record.folder_id) == "Projects/2027"
+    assert "folder" not in record.fields["gateway_attributes"]  # where it lives, not a stored attribute
+    folders = len(box.folders)
+    lower = [{"name": "folder", "value": "projects/2027"}]
+    again = await alice.create(ContactInput.model_validate({"attributes": lower}))
+    assert len(box.folders) == folders  # the same folder, matched as Outlook matches names
+    assert again.content == {"attributes": [{"name": "folder", "value": "Projects/2027"}]}
+    # an update does not move a contact: the attribute reads where it is
+    moved = await alice.update(nested, ContactInput.model_validate({"name": {"givenName": "Still"}, "attributes": [
+        {"name": "folder", "value": "Elsewhere"}]}), None)
+    assert moved.content == {"name": {"givenName": "Still"}, "attributes": [{"name": "folder", "value": "Clients/VIP"}]}
+    assert await alice.get(nested) == moved
+
+
+async def test_a_renamed_folder_expires_the_cursor(alice: ExchangeConnector, control: Control) -> None:
+    clients = await control.folder("alice", "Clients")
+    await control.create("alice", {"name": {"givenName": "In"}}, folder=clients)
+    _, cursor = await drain(alice, None)
+    assert cursor is not None and (await alice.list_changes(cursor)).changes == []
+    await control.call("PATCH", f"/users/alice/folders/{clients}", {"name": "Customers"})
+    with pytest.raises(CursorExpired, match="renamed or moved"):
+        await alice.list_changes(cursor)
+    pages, _ = await drain(alice, None)
+    assert [c.content for p in pages for c in p.changes] == [
+        {"name": {"givenName": "In"}, "attributes": [{"name": "folder", "value": "Customers"}]}]

@@ -80,3 +80,35 @@ async def test_server_busy_is_retried_then_reported(xg: ProviderGateway) -> None
     assert resp.status == 503 and (await resp.json())["code"] == "provider.unavailable"
     truth = await xg.control.truth("alice")
     assert [c.get("notes") for c in truth.values()] == ["after a busy server"]
+
+
+async def test_a_folder_renamed_in_exchange_renames_its_contacts_folder_attribute(xg: ProviderGateway) -> None:
+    """The items of a renamed folder do not change in Exchange; the gateway still reports each, once."""
+    account_id, auth = await xg.connect("alice")
+    await xg.control.seed("alice", 40, seed=2, folders=2)
+    tokens = await xg.start(auth)
+    records, delta = await xg.sync_all(auth, tokens["syncUpdatedToken"])
+    in_clients = sorted(r["id"] for r in records if {"name": "folder", "value": "Clients"} in r.get("attributes", []))
+    assert in_clients and len(in_clients) < len(records)
+    head = await xg.core.store.head(account_id)
+    folders = await xg.control.call("GET", "/users/alice/folders")
+    clients = next(f["folderId"] for f in folders if f["name"] == "Clients")
+    await xg.control.call("PATCH", f"/users/alice/folders/{clients}", {"name": "Customers"})
+    changed, delta2 = await xg.sync_all(auth, delta)
+    assert sorted(r["id"] for r in changed) == in_clients
+    assert all(r["attributes"][0] == {"name": "folder", "value": "Customers"} for r in changed)
+    assert await xg.core.store.head(account_id) == head + len(in_clients)  # the relist changed nothing else
+    again, _ = await xg.sync_all(auth, delta2)
+    assert again == []
+
+
+async def test_a_contact_created_with_a_folder_lands_in_it(xg: ProviderGateway) -> None:
+    _, auth = await xg.connect("alice")
+    body = {"name": {"givenName": "Filed"}, "attributes": [{"name": "folder", "value": "Work/Clients"}]}
+    resp = await xg.http.post("/v1/contacts", json=body, headers=auth)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["attributes"] == body["attributes"]
+    truth = await xg.control.call("GET", "/users/alice/contacts")
+    assert [t["contact"] for t in truth] == [body]
+    folders = {f["name"]: f for f in await xg.control.call("GET", "/users/alice/folders")}
+    assert folders["Clients"]["parentId"] == folders["Work"]["folderId"]
