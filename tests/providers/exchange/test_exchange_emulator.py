@@ -180,3 +180,33 @@ async def test_control_api(control: Control) -> None:
     patched = await control.patch("alice", item, {"name": None, "keywords": ["k"]})
     assert patched["contact"] == {"notes": "keep", "keywords": ["k"]}
     await control.call("PATCH", f"/users/alice/contacts/{item}", {"bogus": 1}, 400)
+
+
+def create_folder(parent: str, *names: str, distinguished: bool = False) -> str:
+    ref = f'<t:DistinguishedFolderId Id="{parent}"/>' if distinguished else f'<t:FolderId Id="{parent}"/>'
+    folders = "".join(f"<t:ContactsFolder><t:DisplayName>{n}</t:DisplayName></t:ContactsFolder>" for n in names)
+    return (f"<m:CreateFolder><m:ParentFolderId>{ref}</m:ParentFolderId>"
+            f"<m:Folders>{folders}</m:Folders></m:CreateFolder>")
+
+
+async def test_create_and_rename_folders(control: Control, state: EmulatorState) -> None:
+    ews = Ews(control, await control.add_user("alice"))
+    made = msg(await ews.post(create_folder("contacts", "Work", distinguished=True)))
+    work = made.find("m:Folders/t:ContactsFolder/t:FolderId", NS)
+    assert made.get("ResponseClass") == "Success" and work.get("Id") and work.get("ChangeKey")
+    answer = (await ews.post(create_folder(work.get("Id"), "Clients", "clients", " ")))
+    created, duplicate, unnamed = answer.find("s:Body", NS)[0].find("m:ResponseMessages", NS)
+    assert created.get("ResponseClass") == "Success"
+    assert duplicate.findtext("m:ResponseCode", None, NS) == "ErrorFolderExists"  # names are case-insensitive
+    assert unnamed.get("ResponseClass") == "Error"
+    missing = msg(await ews.post(create_folder("AAMkNope", "X")))
+    assert missing.findtext("m:ResponseCode", None, NS) == "ErrorFolderNotFound"
+    box = state.mailboxes["alice"]
+    clients = created.find("m:Folders/t:ContactsFolder/t:FolderId", NS).get("Id")
+    assert box.path_of(clients) == "Work/Clients" and box.folders[clients].folder_class == "IPF.Contact"
+    key = box.folders[clients].change_key
+    renamed = await control.call("PATCH", f"/users/alice/folders/{clients}", {"name": "Customers"})
+    assert renamed == {"folderId": clients, "name": "Customers"}
+    assert box.path_of(clients) == "Work/Customers" and box.folders[clients].change_key != key
+    await control.call("PATCH", f"/users/alice/folders/{box.contacts.folder_id}", {"name": "X"}, 404)
+    await control.call("PATCH", f"/users/alice/folders/{clients}", {"name": ""}, 400)
