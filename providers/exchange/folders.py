@@ -23,6 +23,7 @@ class ContactFolders:
         self._paths: dict[str, str] = {}  # subfolder id -> path
         self._objects: dict[str, Any] = {}  # subfolder id -> exchangelib folder (a parent for new folders)
         self._root_id: str | None = None
+        self._elsewhere: frozenset[str] = frozenset()  # folder ids items were in that a listing since lacked
         self._lock = threading.Lock()  # one creation of missing folders at a time
 
     def listing(self, account: Account) -> list[tuple[str, str | None]]:
@@ -44,14 +45,17 @@ class ContactFolders:
 
         paths = {f.id: path(f) for f in found if (f.folder_class or "").startswith("IPF.Contact")}
         self._paths, self._objects, self._root_id = paths, {f.id: f for f in found}, contacts.id
+        self._elsewhere = frozenset()
         return [(contacts.id, None), *paths.items()]
 
     def path_of(self, account: Account, folder_id: str | None) -> str | None:
         """The path of the folder an item is in (None for Contacts, or a folder not below it)."""
-        if folder_id is None or folder_id == self._root_id:
+        if folder_id is None or folder_id == self._root_id or folder_id in self._elsewhere:
             return None
         if folder_id not in self._paths:
-            self.listing(account)  # made since the last listing
+            self.listing(account)  # made since the last listing?
+            if folder_id not in self._paths:  # no: not a contacts folder below Contacts; not listed again for it
+                self._elsewhere = self._elsewhere | {folder_id}
         return self._paths.get(folder_id)
 
     def target(self, account: Account, path: str | None) -> Any:
