@@ -154,6 +154,12 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def present(values: dict[str, Any], reads: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Provider properties renamed to unified sub-fields, (unified, provider) pairs in `reads`, for the ones
+    `values` holds: None and "" are left out, as `normalize` would drop them. Runs per pulled contact."""
+    return {u: v for u, p in reads if (v := values.get(p))}
+
+
 def content_of(contact: ContactInput) -> dict[str, Any]:
     """The normalized content of a contact: writable fields only (see `normalize`)."""
     return normalize(contact.model_dump(include=_WRITABLE, exclude_none=True))

@@ -53,7 +53,7 @@ from exchangelib.extended_properties import ExtendedProperty
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import Contact
 
-from gateway.models import ContactInput, provider_contact, provider_content
+from gateway.models import ContactInput, present, provider_contact, provider_content
 from providers.base import FOLDER_ATTRIBUTE
 
 #: unified field path -> (exchangelib Contact attribute path, EWS element or property).
@@ -310,12 +310,12 @@ def _fields_data(fields: EwsFields, folder: str | None) -> dict[str, Any]:
     Values are taken as they are: the rare odd one is dropped by provider_content's validation.
     """
     data: dict[str, Any] = {
-        "name": {uni: v for uni, ews in _NAME_READS if (v := fields.get(ews))},
-        "company": {uni: v for uni, ews in _COMPANY_READS if (v := fields.get(ews))},
+        "name": present(fields, _NAME_READS),
+        "company": present(fields, _COMPANY_READS),
         "emailAddresses": [{"address": v} for _, v in fields.get("email_addresses") or [] if v],
         "phoneNumbers": [{"number": v, "type": PHONE_TYPES.get(k, "other")}
                          for k, v in fields.get("phone_numbers") or [] if v],
-        "addresses": [{**{uni: v for uni, ews in _ADDRESS_READS if (v := parts.get(ews))},
+        "addresses": [{**present(parts, _ADDRESS_READS),
                        "type": ADDRESS_TYPES.get(k, "other")} for k, parts in fields.get("physical_addresses") or []],
         "urls": [{"value": v, "type": kind} for kind, attr in _URL_READS if (v := fields.get(attr))],
         "notes": fields.get("body"),

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, get_args
 
-from gateway.models import ContactInput, ContactType, provider_contact, provider_content
+from gateway.models import ContactInput, ContactType, present, provider_contact, provider_content
 
 #: unified field path -> Person field path ("[0]" singletons are the first entry of a Person list).
 FIELD_MAP: dict[str, str] = {
@@ -92,11 +92,10 @@ _LISTS: dict[str, tuple[str, dict[str, str]]] = {
                           ("addresses", "addresses"), ("urls", "urls"), ("attributes", "userDefined"))
 }
 
-# The same renames as tuples (Person key, unified key) for the read side, which runs for every pulled contact
-_NAME_READS = tuple((p, u) for u, p in _NAME.items())
-_COMPANY_READS = tuple((p, u) for u, p in _COMPANY.items())
-_LIST_READS = tuple((field, person, tuple((p, u) for u, p in renames.items()))
-                    for field, (person, renames) in _LISTS.items())
+# The same renames as tuples (unified key, Person key) for the read side, which runs for every pulled contact
+_NAME_READS = tuple(_NAME.items())
+_COMPANY_READS = tuple(_COMPANY.items())
+_LIST_READS = tuple((field, person, tuple(renames.items())) for field, (person, renames) in _LISTS.items())
 
 #: Every Person field the mapping reads or writes; what updateContact must name so that clearing works.
 UPDATE_FIELDS: tuple[str, ...] = tuple(sorted({_top(p) for p in FIELD_MAP.values()}))
@@ -207,7 +206,7 @@ def _first(items: Any) -> dict[str, Any]:
 
 def _from_person_item(item: dict[str, Any], reads: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """The unified sub-fields an item holds (None and "" are absent), its type in the unified vocabulary."""
-    out = {u: v for p, u in reads if (v := item.get(p))}
+    out = present(item, reads)
     kind = out.get("type")
     if isinstance(kind, str):
         out["type"] = unified_type(kind)

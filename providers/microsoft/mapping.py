@@ -44,7 +44,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
-from gateway.models import ContactInput, provider_contact, provider_content
+from gateway.models import ContactInput, present, provider_contact, provider_content
 from providers.base import FOLDER_ATTRIBUTE
 
 #: unified field path -> Graph contact property ("[type=x]": the unified items of that type).
@@ -224,11 +224,6 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if v and isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _present(values: dict[str, Any], renames: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """Unified sub-field -> value for the properties `values` holds (None and "" are absent)."""
-    return {u: v for u, g in renames if (v := values.get(g))}
-
-
 def _read_phones(item: dict[str, Any]) -> list[dict[str, str]]:
     phones: list[dict[str, str]] = []
     for kind, prop, many in _PHONE_READS:
@@ -244,7 +239,7 @@ def _read_addresses(item: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for kind, prop in _ADDRESS_SLOT_READS:
         value = item.get(prop)
-        if value and isinstance(value, dict) and (fields := _present(value, _ADDRESS_READS)):
+        if value and isinstance(value, dict) and (fields := present(value, _ADDRESS_READS)):
             fields["type"] = kind
             out.append(fields)
     return out
@@ -282,8 +277,8 @@ def _graph_data(item: dict[str, Any], folder: str | None) -> dict[str, Any]:
     runs for every contact of every pull, so there are no per-value type checks here).
     """
     data: dict[str, Any] = {
-        "name": _present(item, _NAME_READS),
-        "company": _present(item, _COMPANY_READS),
+        "name": present(item, _NAME_READS),
+        "company": present(item, _COMPANY_READS),
         "emailAddresses": _read_emails(item.get("emailAddresses")),
         "phoneNumbers": _read_phones(item),
         "addresses": _read_addresses(item),
