@@ -155,7 +155,7 @@ def create_folder(state: EmulatorState, box: Mailbox, op: etree._Element) -> lis
         if not name:
             out.append(message("CreateFolder", EwsError("ErrorInvalidPropertySet", "A folder needs a DisplayName.")))
             continue
-        if any(f.name.casefold() == name.casefold() for f in box.subfolders(parent.folder_id, False)):
+        if box.folder_named(name, parent.folder_id) is not None:
             out.append(message("CreateFolder", EwsError("ErrorFolderExists")))
             continue
         folder = box.add_folder(name, parent.folder_id)

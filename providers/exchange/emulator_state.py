@@ -110,13 +110,15 @@ class Mailbox:
             folder = self.folders.get(folder.parent_id) if folder.parent_id is not None else None
         return "/".join(reversed(names)) if folder is not None and names else None
 
+    def folder_named(self, name: str, parent_id: str) -> FolderRecord | None:
+        """A child folder by display name (case-insensitive, as Exchange compares them)."""
+        return next((f for f in self.subfolders(parent_id, False) if f.name.casefold() == name.casefold()), None)
+
     def folder_at(self, path: str) -> FolderRecord:
         """The contacts folder at a path below Contacts (case-insensitive), made level by level where missing."""
         folder = self.contacts
         for name in path.split("/"):
-            below = self.subfolders(folder.folder_id, False)
-            folder = next((f for f in below if f.name.casefold() == name.casefold()), None) or \
-                self.add_folder(name, folder.folder_id)
+            folder = self.folder_named(name, folder.folder_id) or self.add_folder(name, folder.folder_id)
         return folder
 
     def add_folder(self, name: str, parent_id: str) -> FolderRecord:
