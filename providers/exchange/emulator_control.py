@@ -176,13 +176,11 @@ async def _seed(request: web.Request) -> web.Response:
     if not isinstance(folders, int) or folders < 0:
         raise _http_error(400, '"folders" must be an integer >= 0')
     box, by_name = state.mailboxes[user], {}
-    for folder in box.subfolders(box.contacts.folder_id, False):
-        by_name.setdefault(folder.name, folder.folder_id)
     ids = []
     for i, contact in enumerate(generate(count, seed)):
         name = seed_folder(i, folders)
         if name is not None and name not in by_name:
-            by_name[name] = box.add_folder(name, box.contacts.folder_id).folder_id
+            by_name[name] = box.folder_at(name).folder_id
         ids.append(state.create(user, contact_to_fields(contact), by_name.get(name) if name else None).item_id)
     return _json({"count": len(ids), "nativeIds": ids}, 201)
 
