@@ -19,7 +19,9 @@ Errors::
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -134,6 +136,20 @@ class RemoteContact:
     def __repr__(self) -> str:
         return (f"RemoteContact(native_id={self.native_id!r}, version={self.version!r}, deleted={self.deleted!r}, "
                 f"content={self.content!r})")
+
+
+_shared_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_executor(name: str, max_threads: int) -> ThreadPoolExecutor:
+    """The process-wide thread pool `name` for a blocking client library (its calls bounded in total), made on
+    first use with `max_threads` (later sizes are ignored)."""
+    with _pools_lock:
+        pool = _shared_pools.get(name)
+        if pool is None:
+            pool = _shared_pools[name] = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix=name)
+        return pool
 
 
 #: The attribute that holds the folder a contact lives in, for providers with contact folders (Graph, EWS):

@@ -2,8 +2,8 @@
 
 Configuration is fixed, so exchangelib probes nothing: autodiscover off, auth type given (BASIC, or OAUTH2
 for a bearer token), server version from settings (`Version(build)`: no ConvertId guessing). exchangelib
-blocks (requests), so every call runs in a thread pool bounded in total (`shared_executor`, sized by
-settings.max_threads) and per account (a semaphore of settings.max_threads_per_account slots, matched by
+blocks (requests), so every call runs in a thread pool bounded in total (`shared_executor("exchange-ews")`,
+sized by settings.max_threads) and per account (a semaphore of settings.max_threads_per_account slots, matched by
 exchangelib's per-account session pool), so the event loop never waits and one slow mailbox cannot take
 every thread. A slot is held until its thread is done, even when the awaiting task is cancelled.
 
@@ -54,7 +54,16 @@ from oauthlib.oauth2 import OAuth2Error, OAuth2Token
 
 from gateway.config import ExchangeSettings
 from gateway.models import ContactInput
-from providers.base import ChangePage, Conflict, Connector, CursorExpired, NotFound, RemoteContact, folder_of
+from providers.base import (
+    ChangePage,
+    Conflict,
+    Connector,
+    CursorExpired,
+    NotFound,
+    RemoteContact,
+    folder_of,
+    shared_executor,
+)
 from providers.exchange.cursor import SyncCursor
 from providers.exchange.ews_errors import (
     PER_REQUEST,
@@ -74,7 +83,7 @@ from providers.exchange.mapping import (
     fields_content,
 )
 
-__all__ = ["ExchangeConnector", "map_errors", "parse_credentials", "shared_executor"]
+__all__ = ["ExchangeConnector", "map_errors", "parse_credentials"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -83,18 +92,6 @@ MAX_PAGE = 512  # the server's MaxChangesReturned maximum
 _PROBE = 3  # items asked alone before a batch-wide error is taken for the request's own
 #: What a call may raise from the library; anything else is a bug and propagates as is.
 _LIBRARY_ERRORS = (EWSError, HttpFailure, requests.RequestException, OSError, OAuth2Error)
-
-_shared_executor: ThreadPoolExecutor | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_executor(max_threads: int) -> ThreadPoolExecutor:
-    """The process-wide pool for exchangelib calls, made on first use with `max_threads` (later sizes ignored)."""
-    global _shared_executor
-    with _shared_lock:
-        if _shared_executor is None:
-            _shared_executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="exchange-ews")
-        return _shared_executor
 
 
 def _nonempty(raw: dict[str, Any], key: str) -> str:
@@ -166,7 +163,7 @@ class ExchangeConnector(Connector):
         self._settings = settings
         self._version = server_version(settings.server_version)  # a bad setting fails here, not on first call
         self._page_size = max(1, min(settings.page_size, MAX_PAGE))
-        self._executor = executor or shared_executor(settings.max_threads)
+        self._executor = executor or shared_executor("exchange-ews", settings.max_threads)
         self._slots = asyncio.Semaphore(max(1, settings.max_threads_per_account))
         self._account_obj: Account | None = None
         self._account_lock = threading.Lock()

@@ -27,7 +27,6 @@ import base64
 import binascii
 import functools
 import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from providers.base import (
     Throttled,
     Unavailable,
     retry_after_seconds,
+    shared_executor,
 )
 from providers.google.mapping import (
     GROUP_PREFIX,
@@ -74,18 +74,6 @@ HTTP_TIMEOUT_S = 30.0
 _CURSOR_PREFIX = "gp1."
 #: What the libraries raise for a failed call; anything else is a bug and propagates as is.
 _LIBRARY_ERRORS = (HttpError, RefreshError, TransportError, httplib2.HttpLib2Error, OSError)
-
-_shared_executor: ThreadPoolExecutor | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_executor(max_threads: int) -> ThreadPoolExecutor:
-    """The process-wide pool for Google calls, made on first use with `max_threads` (later sizes ignored)."""
-    global _shared_executor
-    with _shared_lock:
-        if _shared_executor is None:
-            _shared_executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="google-people")
-        return _shared_executor
 
 
 def parse_credentials(raw: dict[str, Any]) -> dict[str, str]:
@@ -245,7 +233,7 @@ class GoogleConnector(Connector):
                                   client_id=settings.client_id, client_secret=settings.client_secret,
                                   token_uri=settings.token_url, scopes=list(settings.scopes))
         self._settings = settings
-        self._executor = executor or shared_executor(settings.max_threads)
+        self._executor = executor or shared_executor("google-people", settings.max_threads)
         self._collections: tuple[Resource, Resource, Resource] | None = None
         self._group_names: dict[str, str] = {}  # contact group resource name -> name, as last listed
         self._group_ids: dict[str, str] = {}  # contact group name -> resource name
