@@ -14,8 +14,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from providers.base import ChangePage, Connector
-
 
 class Control:
     """The emulator's /_control API over HTTP, as the gateway's tests and bench use it."""
@@ -65,17 +63,6 @@ class Control:
     async def truth(self, user: str) -> dict[str, dict[str, Any]]:
         return {c["nativeId"]: c["contact"] for c in await self.call("GET", f"/users/{user}/contacts")}
 
-
-async def drain(connector: Connector, cursor: str | None) -> tuple[list[ChangePage], str | None]:
-    """Every page of one round, and the cursor for the next round."""
-    pages = [await connector.list_changes(cursor)]
-    while pages[-1].more:
-        pages.append(await connector.list_changes(pages[-1].cursor))
-    return pages, pages[-1].cursor
-
-
-def ids(pages: list[ChangePage]) -> list[str]:
-    return [change.native_id for page in pages for change in page.changes]
 
 
 #: A contact using every field an EWS contact can hold, each in a form it holds exactly (see mapping.py).

@@ -28,7 +28,8 @@ from providers.exchange.emulator import EmulatorState, create_app
 from providers.exchange.ews_errors import HttpFailure, server_version
 from providers.exchange.mapping import contact_to_fields
 from providers.exchange.soap import EWS_PATH
-from tests.providers.exchange.ews_helpers import FULL, Control, drain, ids, self_signed
+from tests.providers.exchange.ews_helpers import FULL, Control, self_signed
+from tests.providers.pages import drain, ids
 
 Connect = Callable[..., ExchangeConnector]
 

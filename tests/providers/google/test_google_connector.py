@@ -13,7 +13,6 @@ from googleapiclient.errors import HttpError
 from gateway.models import ContactInput, content_of
 from providers.base import (
     AuthFailed,
-    ChangePage,
     Conflict,
     CursorExpired,
     NotFound,
@@ -23,20 +22,10 @@ from providers.base import (
 from providers.google.connector import GoogleConnector, map_errors, parse_credentials
 from providers.google.emulator import EmulatorState
 from tests.providers.google.google_helpers import FULL, Control, FakeClock
+from tests.providers.pages import drain, ids
 
 Connect = Callable[..., GoogleConnector]
 
-
-async def drain(connector: GoogleConnector, cursor: str | None) -> tuple[list[ChangePage], str | None]:
-    """Every page of one round, and the cursor for the next round."""
-    pages = [await connector.list_changes(cursor)]
-    while pages[-1].more:
-        pages.append(await connector.list_changes(pages[-1].cursor))
-    return pages, pages[-1].cursor
-
-
-def ids(pages: list[ChangePage]) -> list[str]:
-    return [change.native_id for page in pages for change in page.changes]
 
 
 async def test_full_listing_pages_then_incremental_changes(alice: GoogleConnector, control: Control) -> None:

@@ -10,10 +10,9 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from providers.base import ChangePage, Connector
 from tests.providers.google.google_helpers import Control, FakeClock
 
-__all__ = ["FULL", "Control", "FakeClock", "drain", "graph_call", "ids"]
+__all__ = ["FULL", "Control", "FakeClock", "graph_call"]
 
 #: A contact using every field Graph can hold, in the order Graph gives them back (see mapping.py).
 FULL: dict[str, Any] = {
@@ -34,17 +33,6 @@ FULL: dict[str, Any] = {
     "attributes": [{"name": "folder", "value": "Work"}],
 }
 
-
-async def drain(connector: Connector, cursor: str | None) -> tuple[list[ChangePage], str | None]:
-    """Every page of one round, and the cursor for the next round."""
-    pages = [await connector.list_changes(cursor)]
-    while pages[-1].more:
-        pages.append(await connector.list_changes(pages[-1].cursor))
-    return pages, pages[-1].cursor
-
-
-def ids(pages: list[ChangePage]) -> list[str]:
-    return [change.native_id for page in pages for change in page.changes]
 
 
 async def graph_call(session: ClientSession, method: str, path: str, token: str | None, expect: int,

@@ -16,7 +16,8 @@ from providers.microsoft.auth import TokenError
 from providers.microsoft.connector import MicrosoftConnector, map_errors, parse_credentials
 from providers.microsoft.emulator import EmulatorState
 from providers.microsoft.graph import GraphHTTPError
-from tests.providers.microsoft.microsoft_helpers import FULL, Control, FakeClock, drain, graph_call, ids
+from tests.providers.microsoft.microsoft_helpers import FULL, Control, FakeClock, graph_call
+from tests.providers.pages import drain, ids
 
 Connect = Callable[..., MicrosoftConnector]
 
