@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.core import Core
 from gateway.worker import Worker, WorkerReport
 from tests.conftest import Gateway
+from tests.fake_clock import FakeClock
 
 
 def verify_signature(secret: str, headers: Any, body: bytes, tolerance_s: float = 300) -> bool:
@@ -116,26 +117,13 @@ async def signing_secret(gw: Gateway) -> str:
     return raw.decode()
 
 
-class Clock:
-    """Real time plus an offset the test moves forward (backoff and retry periods without sleeping)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def make_worker(core: Core, clock: Clock) -> AsyncIterator[Callable[[str], Worker]]:
+async def make_worker(core: Core, clock: FakeClock) -> AsyncIterator[Callable[[str], Worker]]:
     made: list[Worker] = []
 
     def make(name: str = "w1") -> Worker:

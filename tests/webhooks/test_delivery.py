@@ -12,7 +12,7 @@ from gateway.models import ContactInput
 from gateway.webhooks.events import retry_delay
 from gateway.worker import Worker
 from tests.conftest import Gateway
-from tests.webhooks.conftest import Clock, Consumer, drain, eventually, subscribe, write_contact
+from tests.webhooks.conftest import Consumer, FakeClock, drain, eventually, subscribe, write_contact
 
 
 def person(name: str) -> ContactInput:
@@ -100,7 +100,7 @@ async def test_each_subscription_gets_every_change(gw: Gateway, consumer: Consum
 
 
 async def test_a_consumer_down_for_a_day_receives_everything(gw: Gateway, consumer: Consumer, worker: Worker,
-                                                             clock: Clock) -> None:
+                                                             clock: FakeClock) -> None:
     account_id, auth, _ = await gw.connect("alice")
     sub = await subscribe(gw, account_id, consumer.url)
     consumer.status = 503
@@ -132,7 +132,7 @@ async def test_a_consumer_down_for_a_day_receives_everything(gw: Gateway, consum
 
 
 async def test_a_consumer_that_refuses_connections_then_returns(gw: Gateway, consumer: Consumer, worker: Worker,
-                                                                aiohttp_server: Any, clock: Clock) -> None:
+                                                                aiohttp_server: Any, clock: FakeClock) -> None:
     """Connection errors count as failures; a consumer back on the same URL gets what it missed."""
     account_id, auth, _ = await gw.connect("alice")
     from aiohttp import web
@@ -158,7 +158,7 @@ async def test_a_consumer_that_refuses_connections_then_returns(gw: Gateway, con
     assert down.changes()[0] == set(ids) and all(r.signed for r in down.received)
 
 
-async def test_timeouts_count_as_failures(gw: Gateway, consumer: Consumer, worker: Worker, clock: Clock) -> None:
+async def test_timeouts_count_as_failures(gw: Gateway, consumer: Consumer, worker: Worker, clock: FakeClock) -> None:
     gw.core.settings.webhooks.delivery_timeout_s = 0.2
     account_id, auth, _ = await gw.connect("alice")
     sub = await subscribe(gw, account_id, consumer.url)
@@ -187,7 +187,7 @@ def test_backoff_schedule() -> None:
 
 
 async def test_a_failing_subscription_backs_off_and_defers(gw: Gateway, consumer: Consumer, worker: Worker,
-                                                           clock: Clock) -> None:
+                                                           clock: FakeClock) -> None:
     account_id, auth, _ = await gw.connect("alice")
     sub = await subscribe(gw, account_id, consumer.url)
     consumer.status = 500
@@ -222,7 +222,7 @@ async def test_a_failing_subscription_backs_off_and_defers(gw: Gateway, consumer
 
 
 async def test_dead_letters_after_the_retry_period(gw: Gateway, consumer: Consumer, worker: Worker,
-                                                   clock: Clock) -> None:
+                                                   clock: FakeClock) -> None:
     gw.core.settings.webhooks.retry_period_s = 3600
     account_id, auth, _ = await gw.connect("alice")
     sub = await subscribe(gw, account_id, consumer.url)
@@ -370,7 +370,7 @@ async def test_the_sweep_forgets_deleted_accounts(gw: Gateway, consumer: Consume
 
 
 async def test_what_is_served_and_sent_matches_the_openapi_document(gw: Gateway, consumer: Consumer,
-                                                                    worker: Worker, clock: Clock) -> None:
+                                                                    worker: Worker, clock: FakeClock) -> None:
     import jsonschema
 
     from gateway.api.docs import load_spec

@@ -14,14 +14,14 @@ from gateway.models import ContactInput
 from gateway.worker import Worker
 from providers.base import AuthFailed, Throttled, Unavailable
 from tests.conftest import Gateway
-from tests.webhooks.conftest import Clock, Consumer, eventually, subscribe
+from tests.webhooks.conftest import Consumer, FakeClock, eventually, subscribe
 
 
 def person(name: str) -> ContactInput:
     return ContactInput.model_validate({"name": {"givenName": name}})
 
 
-async def test_accounts_are_refreshed_on_schedule(gw: Gateway, worker: Worker, clock: Clock) -> None:
+async def test_accounts_are_refreshed_on_schedule(gw: Gateway, worker: Worker, clock: FakeClock) -> None:
     first, _, provider = await gw.connect("alice")
     second, _, _ = await gw.connect("bob")
     provider.create(person("A"))
@@ -55,7 +55,7 @@ async def test_no_account_is_pulled_by_two_at_once(gw: Gateway, worker: Worker) 
     assert (await worker.run_once()).refresh.refreshed == [account_id]
 
 
-async def test_provider_throttling_is_honoured(gw: Gateway, worker: Worker, clock: Clock) -> None:
+async def test_provider_throttling_is_honoured(gw: Gateway, worker: Worker, clock: FakeClock) -> None:
     account_id, _, provider = await gw.connect("alice")
     provider.fail_next = [Throttled(retry_after=120)]  # longer than the gateway waits in-line
     report = await worker.run_once()
@@ -75,7 +75,7 @@ async def test_provider_throttling_is_honoured(gw: Gateway, worker: Worker, cloc
     assert 59 <= float(state["next_refresh_at"]) - clock() <= 60
 
 
-async def test_rejected_credentials_back_off(gw: Gateway, worker: Worker, clock: Clock) -> None:
+async def test_rejected_credentials_back_off(gw: Gateway, worker: Worker, clock: FakeClock) -> None:
     account_id, auth, provider = await gw.connect("alice")
     provider.fail_next = [AuthFailed("revoked")]
     report = await worker.run_once()

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from tests.fake_clock import FakeClock
 
-class FakeClock:
-    """Real time plus an offset, so a test can move the emulator's clock without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+__all__ = ["FULL", "Control", "FakeClock"]
 
 
 class Control:
