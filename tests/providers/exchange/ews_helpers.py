@@ -1,4 +1,4 @@
-"""Helpers shared by the Exchange provider tests: the control API client, a full contact, sync drains, TLS."""
+"""Helpers shared by the Exchange provider tests: the control API client, a full contact, TLS."""
 
 from __future__ import annotations
 
@@ -8,23 +8,16 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.providers.control import EmulatorControl
 
-class Control:
-    """The emulator's /_control API over HTTP, as the gateway's tests and bench use it."""
 
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    async def call(self, method: str, path: str, json: Any = None, expect: int = 200) -> Any:
-        resp = await self.client.request(method, f"/_control{path}", json=json)
-        assert resp.status == expect, await resp.text()
-        return await resp.json() if resp.status != 204 else None
+class Control(EmulatorControl):
+    """The EWS emulator's /_control API, with its additions: folders and poison items."""
 
     async def add_user(self, user: str) -> dict[str, str]:
         body = await self.call("POST", "/users", {"user": user}, 201)
@@ -35,33 +28,14 @@ class Control:
         path = f"/users/{user}/contacts" + (f"?folder={folder}" if folder else "")
         return str((await self.call("POST", path, contact, 201))["nativeId"])
 
-    async def patch(self, user: str, native_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.call("PATCH", f"/users/{user}/contacts/{native_id}", fields))
-
-    async def delete(self, user: str, native_id: str) -> None:
-        await self.call("DELETE", f"/users/{user}/contacts/{native_id}", expect=204)
-
-    async def seed(self, user: str, count: int, seed: int = 1, folders: int = 1) -> list[str]:
-        body = await self.call("POST", f"/users/{user}/seed", {"count": count, "seed": seed, "folders": folders}, 201)
-        return list(body["nativeIds"])
-
     async def folder(self, user: str, name: str) -> str:
         return str((await self.call("POST", f"/users/{user}/folders", {"name": name}, 201))["folderId"])
-
-    async def fault(self, **fault: Any) -> None:
-        await self.call("POST", "/faults", fault, 204)
 
     async def poison(self, user: str, native_id: str, code: str | None = None) -> None:
         await self.call("POST", f"/users/{user}/contacts/{native_id}/poison", {"code": code} if code else {}, 204)
 
     async def heal(self, user: str, native_id: str) -> None:
         await self.call("DELETE", f"/users/{user}/contacts/{native_id}/poison", expect=204)
-
-    async def expire(self, user: str) -> None:
-        await self.call("POST", f"/users/{user}/expire-cursors", expect=204)
-
-    async def truth(self, user: str) -> dict[str, dict[str, Any]]:
-        return {c["nativeId"]: c["contact"] for c in await self.call("GET", f"/users/{user}/contacts")}
 
 
 

@@ -4,43 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-
 from tests.fake_clock import FakeClock
+from tests.providers.control import EmulatorControl
 
 __all__ = ["FULL", "Control", "FakeClock"]
 
 
-class Control:
-    """The emulator's /_control API over HTTP, as the gateway's tests and bench use it."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    async def call(self, method: str, path: str, json: Any = None, expect: int = 200) -> Any:
-        resp = await self.client.request(method, f"/_control{path}", json=json)
-        assert resp.status == expect, await resp.text()
-        return await resp.json() if resp.status not in (204,) else None
+class Control(EmulatorControl):
+    """The Google (and Graph) emulator's /_control API: a new user's credentials are a refresh token."""
 
     async def add_user(self, user: str) -> str:
         body = await self.call("POST", "/users", {"user": user}, 201)
         return str(body["credentials"]["refreshToken"])
-
-    async def create(self, user: str, contact: dict[str, Any]) -> str:
-        return str((await self.call("POST", f"/users/{user}/contacts", contact, 201))["nativeId"])
-
-    async def patch(self, user: str, native_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.call("PATCH", f"/users/{user}/contacts/{native_id}", fields))
-
-    async def delete(self, user: str, native_id: str) -> None:
-        await self.call("DELETE", f"/users/{user}/contacts/{native_id}", expect=204)
-
-    async def seed(self, user: str, count: int, seed: int = 1) -> list[str]:
-        body = await self.call("POST", f"/users/{user}/seed", {"count": count, "seed": seed}, 201)
-        return list(body["nativeIds"])
-
-    async def fault(self, **fault: Any) -> None:
-        await self.call("POST", "/faults", fault, 204)
 
 
 #: A contact using every field a Person can hold (attribute types aside: userDefined has none).
