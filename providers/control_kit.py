@@ -6,9 +6,10 @@ Each provider's emulator_control.py keeps only what is its own (users, native id
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,33 @@ def take_fault(faults: list[Fault], path: str) -> Fault | None:
                 faults.remove(fault)
             return fault
     return None
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """The Retry-After header of an injected fault's response ("2", "0.5"), or none."""
+    return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
+
+
+FaultResponder = Callable[[web.Request, int, dict[str, str]], web.StreamResponse]
+
+
+def fault_middleware(state_key: web.AppKey[Any], respond: FaultResponder) -> Any:
+    """Injected faults (app[state_key].faults) on every path but the control API: delay first, then fail with
+    `respond(request, status, headers)`, the provider's own error shape."""
+
+    @web.middleware
+    async def faults(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+        if not request.path.startswith("/_control"):
+            fault = take_fault(request.app[state_key].faults, request.path)
+            if fault is not None:
+                if fault.delay_ms:
+                    await asyncio.sleep(fault.delay_ms / 1000)
+                if fault.status:
+                    return respond(request, fault.status, retry_after_header(fault.retry_after))
+        return await handler(request)
+
+    return faults
 
 
 SERVER_FIELDS = frozenset({"id", "etag", "createdTime", "lastModifiedTime"})

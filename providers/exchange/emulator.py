@@ -23,6 +23,7 @@ from collections.abc import Callable
 from aiohttp import web
 from lxml import etree
 
+from providers.control_kit import retry_after_header
 from providers.exchange import emulator_ops as ops
 from providers.exchange.emulator_control import add_control_routes
 from providers.exchange.emulator_state import STATE, EmulatorState, Mailbox
@@ -80,8 +81,8 @@ async def _apply_fault(request: web.Request, state: EmulatorState, user: str | N
         back_off = None if injected.retry_after is None else int(injected.retry_after * 1000)
         return _xml(fault(EwsFault(injected.code, back_off_ms=back_off)), injected.status or 500)
     if injected.status:
-        headers = {} if injected.retry_after is None else {"Retry-After": f"{injected.retry_after:g}"}
-        return web.Response(status=injected.status, headers=headers, text=f"emulated HTTP {injected.status}")
+        return web.Response(status=injected.status, headers=retry_after_header(injected.retry_after),
+                            text=f"emulated HTTP {injected.status}")
     return None
 
 

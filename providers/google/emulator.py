@@ -13,7 +13,6 @@ Start it alone with `python -m providers.google.emulator --port 8091` or `run(ho
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ import orjson
 from aiohttp import BasicAuth, web
 from yarl import URL
 
-from providers.control_kit import take_fault
+from providers.control_kit import fault_middleware
 from providers.google.emulator_control import add_control_routes
 from providers.google.emulator_state import (
     CONTACTS_SCOPE,
@@ -82,21 +81,8 @@ def _expired_sync_token() -> GoogleError:
 
 # --- middlewares ---------------------------------------------------------------------------------------
 
-@web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Injected faults apply to every path but the control API: delay first, then fail."""
-    if not request.path.startswith("/_control"):
-        fault = take_fault(request.app[STATE].faults, request.path)
-        if fault is not None:
-            if fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault.status:
-                headers = {}
-                if fault.retry_after is not None:
-                    ra = fault.retry_after
-                    headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
-                return GoogleError(fault.status, headers=headers).response()
-    return await handler(request)
+def _fault_response(request: web.Request, status: int, headers: dict[str, str]) -> web.Response:
+    return GoogleError(status, headers=headers).response()
 
 
 @web.middleware
@@ -381,7 +367,7 @@ async def _people(request: web.Request) -> web.Response:
 
 def create_app(state: EmulatorState | None = None) -> web.Application:
     """The emulator application; `state` (default: a fresh EmulatorState) holds users, tokens and faults."""
-    app = web.Application(middlewares=[_faults, _errors])
+    app = web.Application(middlewares=[fault_middleware(STATE, _fault_response), _errors])
     app[STATE] = state if state is not None else EmulatorState()
     app.router.add_post("/token", _token)
     app.router.add_get("/o/oauth2/auth", _authorize)

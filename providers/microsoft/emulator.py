@@ -16,7 +16,6 @@ https://127.0.0.1:8092/v1.0`, and the emulator's client id and secret (DEFAULT_C
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import time
 import uuid
@@ -28,7 +27,7 @@ import orjson
 from aiohttp import BasicAuth, web
 from yarl import URL
 
-from providers.control_kit import take_fault
+from providers.control_kit import fault_middleware
 from providers.microsoft.emulator_control import add_control_routes
 from providers.microsoft.emulator_graph import GraphError, graph, json_response
 from providers.microsoft.emulator_state import (
@@ -51,25 +50,11 @@ def _b64url(data: dict[str, Any]) -> str:
 
 # --- middlewares ---------------------------------------------------------------------------------------
 
-@web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Injected faults apply to every path but the control API: delay first, then fail."""
-    state = request.app[STATE]
-    if not request.path.startswith("/_control"):
-        fault = take_fault(state.faults, request.path)
-        if fault is not None:
-            if fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault.status:
-                headers = {}
-                if fault.retry_after is not None:
-                    ra = fault.retry_after
-                    headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
-                if "/oauth2/" in request.path:
-                    return _oauth_error(fault.status, "temporarily_unavailable", "AADSTS50196: injected fault.",
-                                        50196, headers)
-                return GraphError(fault.status, headers=headers).response(state.now_iso())
-    return await handler(request)
+def _fault_response(request: web.Request, status: int, headers: dict[str, str]) -> web.Response:
+    """An injected fault in Graph's error shape, or the token endpoint's (AADSTS50196) on OAuth paths."""
+    if "/oauth2/" in request.path:
+        return _oauth_error(status, "temporarily_unavailable", "AADSTS50196: injected fault.", 50196, headers)
+    return GraphError(status, headers=headers).response(request.app[STATE].now_iso())
 
 
 @web.middleware
@@ -199,7 +184,7 @@ async def _authorize(request: web.Request) -> web.StreamResponse:
 
 def create_app(state: EmulatorState | None = None) -> web.Application:
     """The emulator application; `state` (default: a fresh EmulatorState) holds mailboxes, tokens and faults."""
-    app = web.Application(middlewares=[_faults, _errors])
+    app = web.Application(middlewares=[fault_middleware(STATE, _fault_response), _errors])
     app[STATE] = state if state is not None else EmulatorState()
     add_control_routes(app)
     app.router.add_get("/common/discovery/instance", _instance_discovery)
