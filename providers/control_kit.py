@@ -44,7 +44,9 @@ def take_fault(faults: list[Fault], path: str) -> Fault | None:
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:
     """The Retry-After header of an injected fault's response ("2", "0.5"), or none."""
-    return {} if seconds is None else {"Retry-After": f"{seconds:g}"}
+    if seconds is None:
+        return {}
+    return {"Retry-After": str(int(seconds)) if float(seconds).is_integer() else str(seconds)}
 
 
 FaultResponder = Callable[[web.Request, int, dict[str, str]], web.StreamResponse]
