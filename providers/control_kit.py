@@ -147,6 +147,17 @@ def add_fault_routes(app: web.Application, state_key: web.AppKey[Any],
     app.router.add_delete("/_control/faults", clear)
 
 
+_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+
+
+async def new_user_name(request: web.Request) -> str:
+    """The "user" of a POST /_control/users body: a name of letters, digits and ._@+- (400 otherwise)."""
+    user = (await read_body(request)).get("user")
+    if not isinstance(user, str) or not _USER.match(user):
+        raise http_error(400, '"user" must be a name of letters, digits and ._@+-')
+    return user
+
+
 MAX_SEED = 100_000
 
 

@@ -25,7 +25,7 @@ from aiohttp import web
 from gateway.models import WRITABLE_FIELDS
 from providers.base import folder_of
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import add_fault_routes, fault_fields, seed_params
+from providers.control_kit import add_fault_routes, fault_fields, new_user_name, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
@@ -35,7 +35,6 @@ from providers.exchange.mapping import contact_to_fields, fields_to_contact
 from providers.exchange.seed import generate, seed_folder
 from providers.exchange.soap import EWS_PATH
 
-_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 _CODE = re.compile(r"^Error[A-Za-z0-9]+$")
 
 
@@ -60,9 +59,7 @@ def _view(box: Mailbox, record: ItemRecord) -> dict[str, Any]:
 
 
 async def _create_user(request: web.Request) -> web.Response:
-    user = (await _body(request)).get("user")
-    if not isinstance(user, str) or not _USER.match(user):
-        raise _http_error(400, '"user" must be a name of letters, digits and ._@+-')
+    user = await new_user_name(request)
     state = request.app[STATE]
     password = state.add_user(user)
     ews_url = f"{request.scheme}://{request.host}{EWS_PATH}"

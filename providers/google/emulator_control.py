@@ -7,14 +7,13 @@ Native ids are resource names ("people/c123"); in URLs they may be given raw, %2
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
 
 from gateway.models import WRITABLE_FIELDS, ContactInput
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import add_fault_routes, seed_params
+from providers.control_kit import add_fault_routes, new_user_name, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
@@ -22,8 +21,6 @@ from providers.control_kit import read_body as _body
 from providers.google.emulator_state import STATE, EmulatorState, PersonRecord
 from providers.google.mapping import UPDATE_FIELDS, contact_to_person, person_to_contact
 from providers.google.seed import generate
-
-_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 
 
 def _user(request: web.Request) -> tuple[EmulatorState, str]:
@@ -56,9 +53,7 @@ def _person(state: EmulatorState, user: str, contact: ContactInput) -> dict[str,
 
 
 async def _create_user(request: web.Request) -> web.Response:
-    user = (await _body(request)).get("user")
-    if not isinstance(user, str) or not _USER.match(user):
-        raise _http_error(400, '"user" must be a name of letters, digits and ._@+-')
+    user = await new_user_name(request)
     token = request.app[STATE].add_user(user)
     return _json({"user": user, "credentials": {"refreshToken": token}}, 201)
 

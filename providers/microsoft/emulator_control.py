@@ -8,7 +8,6 @@ contact, as Graph cannot. Native ids are Graph contact ids.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +15,7 @@ from aiohttp import web
 from gateway.models import WRITABLE_FIELDS, ContactInput
 from providers.base import folder_of
 from providers.control_kit import SERVER_FIELDS as _SERVER_FIELDS
-from providers.control_kit import add_fault_routes, seed_params
+from providers.control_kit import add_fault_routes, new_user_name, seed_params
 from providers.control_kit import http_error as _http_error
 from providers.control_kit import json_response as _json
 from providers.control_kit import parse_contact as _contact
@@ -24,8 +23,6 @@ from providers.control_kit import read_body as _body
 from providers.microsoft.emulator_state import STATE, ContactRecord, EmulatorState, Folder, Mailbox
 from providers.microsoft.mapping import contact_to_graph, graph_to_contact
 from providers.microsoft.seed import generate
-
-_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 
 
 def _mailbox(request: web.Request) -> tuple[EmulatorState, Mailbox]:
@@ -62,9 +59,7 @@ def store(state: EmulatorState, mailbox: Mailbox, contact: ContactInput) -> Cont
 
 
 async def _create_user(request: web.Request) -> web.Response:
-    user = (await _body(request)).get("user")
-    if not isinstance(user, str) or not _USER.match(user):
-        raise _http_error(400, '"user" must be a name of letters, digits and ._@+-')
+    user = await new_user_name(request)
     token = request.app[STATE].add_user(user)
     return _json({"user": user, "credentials": {"refreshToken": token}}, 201)
 
